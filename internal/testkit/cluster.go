@@ -5,9 +5,15 @@
 package testkit
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/amber-kafka/amber/proxy"
 )
 
 // NewCluster starts an in-process kfake cluster with three brokers (unless
@@ -26,6 +32,7 @@ func NewCluster(t testing.TB, opts ...kfake.Opt) *kfake.Cluster {
 // Proxied is a kfake cluster with an Amber proxy in front of it.
 type Proxied struct {
 	Cluster *kfake.Cluster
+	Proxy   *proxy.Proxy
 	// Bootstrap is the address clients dial: the proxy's listen address.
 	Bootstrap string
 }
@@ -35,6 +42,34 @@ type Proxied struct {
 func ProxiedCluster(t testing.TB, opts ...kfake.Opt) *Proxied {
 	t.Helper()
 	c := NewCluster(t, opts...)
-	// TODO(proxy): replaced by the real proxy as soon as it lands.
-	return &Proxied{Cluster: c, Bootstrap: c.ListenAddrs()[0]}
+	p := StartProxy(t, proxy.Options{Upstreams: c.ListenAddrs()})
+	return &Proxied{Cluster: c, Proxy: p, Bootstrap: p.Addr()}
+}
+
+// StartProxy starts a proxy with opts on 127.0.0.1 (an ephemeral port
+// unless opts.Listen says otherwise), logging warnings and errors to the
+// test log, and drains it when the test ends.
+func StartProxy(t testing.TB, opts proxy.Options) *proxy.Proxy {
+	t.Helper()
+	if opts.Listen == "" {
+		opts.Listen = "127.0.0.1:0"
+	}
+	if opts.Logger == nil {
+		opts.Logger = zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
+	}
+	p, err := proxy.New(opts)
+	if err != nil {
+		t.Fatalf("new proxy: %v", err)
+	}
+	if err := p.Start(); err != nil {
+		t.Fatalf("start proxy: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := p.Shutdown(ctx); err != nil {
+			t.Errorf("proxy shutdown: %v", err)
+		}
+	})
+	return p
 }

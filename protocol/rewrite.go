@@ -1,0 +1,161 @@
+package protocol
+
+import (
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// AddrMapper maps a broker address found in a response to the address the
+// client must see instead. It is called once per address-bearing entry;
+// nodeID is the entry's node id (-1 where the entry has none).
+type AddrMapper interface {
+	MapAddr(nodeID int32, host string, port int32) (string, int32, error)
+}
+
+// Address-bearing API keys and the first version that carries an address.
+// Produce v10+ and Fetch v16+ carry NodeEndpoints (KIP-951) as a tagged
+// field, present only when a partition's leader moved.
+var addrFrom = map[int16]int16{
+	0:  10, // Produce: NodeEndpoints
+	1:  16, // Fetch: NodeEndpoints
+	3:  0,  // Metadata: Brokers
+	10: 0,  // FindCoordinator: Host/Port (v0-3), Coordinators (v4+)
+	52: 1,  // Vote: NodeEndpoints (controller quorum)
+	53: 1,  // BeginQuorumEpoch: NodeEndpoints
+	54: 1,  // EndQuorumEpoch: NodeEndpoints
+	55: 2,  // DescribeQuorum: Nodes[].Listeners
+	59: 1,  // FetchSnapshot: NodeEndpoints
+	60: 0,  // DescribeCluster: Brokers
+	78: 0,  // ShareFetch: NodeEndpoints
+	79: 0,  // ShareAcknowledge: NodeEndpoints
+	82: 0,  // UpdateRaftVoter: CurrentLeader
+}
+
+// AddressKeys returns the API keys whose responses can carry a broker
+// address, for tests and for ApiVersions capping.
+func AddressKeys() []int16 {
+	out := make([]int16, 0, len(addrFrom))
+	for k := range addrFrom {
+		out = append(out, k)
+	}
+	return out
+}
+
+// AddressKey reports whether responses to key carry broker addresses at
+// some version.
+func AddressKey(key int16) bool {
+	_, ok := addrFrom[key]
+	return ok
+}
+
+// CarriesAddresses reports whether a response to key at version can carry a
+// broker address, and so must be decoded and rewritten.
+func CarriesAddresses(key, version int16) bool {
+	from, ok := addrFrom[key]
+	return ok && version >= from
+}
+
+// RewriteAddresses replaces every broker address in resp through m. It
+// reports whether anything changed: most Produce and Fetch responses carry
+// no NodeEndpoints, and those are forwarded as the broker sent them.
+func RewriteAddresses(resp kmsg.Response, m AddrMapper) (bool, error) {
+	var (
+		changed bool
+		err     error
+	)
+	// one rewrites one address and records the first error.
+	one := func(node int32, host *string, port *int32) {
+		if err != nil {
+			return
+		}
+		h, p, e := m.MapAddr(node, *host, *port)
+		if e != nil {
+			err = fmt.Errorf("map node %d at %s:%d: %w", node, *host, *port, e)
+			return
+		}
+		*host, *port, changed = h, p, true
+	}
+	one16 := func(node int32, host *string, port *uint16) {
+		p := int32(*port)
+		one(node, host, &p)
+		*port = uint16(p)
+	}
+	switch r := resp.(type) {
+	case *kmsg.ProduceResponse:
+		for i := range r.Brokers {
+			b := &r.Brokers[i]
+			one(b.NodeID, &b.Host, &b.Port)
+		}
+	case *kmsg.FetchResponse:
+		for i := range r.Brokers {
+			b := &r.Brokers[i]
+			one(b.NodeID, &b.Host, &b.Port)
+		}
+	case *kmsg.MetadataResponse:
+		for i := range r.Brokers {
+			b := &r.Brokers[i]
+			one(b.NodeID, &b.Host, &b.Port)
+		}
+	case *kmsg.FindCoordinatorResponse:
+		if r.Version < 4 {
+			if r.ErrorCode == 0 {
+				one(r.NodeID, &r.Host, &r.Port)
+			}
+		}
+		for i := range r.Coordinators {
+			c := &r.Coordinators[i]
+			if c.ErrorCode == 0 {
+				one(c.NodeID, &c.Host, &c.Port)
+			}
+		}
+	case *kmsg.VoteResponse:
+		for i := range r.NodeEndpoints {
+			e := &r.NodeEndpoints[i]
+			one16(e.NodeID, &e.Host, &e.Port)
+		}
+	case *kmsg.BeginQuorumEpochResponse:
+		for i := range r.NodeEndpoints {
+			e := &r.NodeEndpoints[i]
+			one16(e.NodeID, &e.Host, &e.Port)
+		}
+	case *kmsg.EndQuorumEpochResponse:
+		for i := range r.NodeEndpoints {
+			e := &r.NodeEndpoints[i]
+			one16(e.NodeID, &e.Host, &e.Port)
+		}
+	case *kmsg.DescribeQuorumResponse:
+		for i := range r.Nodes {
+			n := &r.Nodes[i]
+			for j := range n.Listeners {
+				l := &n.Listeners[j]
+				one16(n.NodeID, &l.Host, &l.Port)
+			}
+		}
+	case *kmsg.FetchSnapshotResponse:
+		for i := range r.NodeEndpoints {
+			e := &r.NodeEndpoints[i]
+			one16(e.NodeID, &e.Host, &e.Port)
+		}
+	case *kmsg.DescribeClusterResponse:
+		for i := range r.Brokers {
+			b := &r.Brokers[i]
+			one(b.NodeID, &b.Host, &b.Port)
+		}
+	case *kmsg.ShareFetchResponse:
+		for i := range r.NodeEndpoints {
+			e := &r.NodeEndpoints[i]
+			one(e.NodeID, &e.Host, &e.Port)
+		}
+	case *kmsg.ShareAcknowledgeResponse:
+		for i := range r.NodeEndpoints {
+			e := &r.NodeEndpoints[i]
+			one(e.NodeID, &e.Host, &e.Port)
+		}
+	case *kmsg.UpdateRaftVoterResponse:
+		if l := &r.CurrentLeader; l.Host != "" {
+			one(l.LeaderID, &l.Host, &l.Port)
+		}
+	}
+	return changed, err
+}

@@ -1,0 +1,439 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.uber.org/zap"
+
+	"github.com/amber-kafka/amber/protocol"
+)
+
+// conn is one client connection and its upstream connection.
+//
+// Ownership: the client goroutine (clientLoop) is the only reader of client
+// and the only writer of up; the upstream goroutine (upstreamLoop) is the
+// only reader of up and the only writer of client. They share the in-flight
+// FIFO, the pending count and the flags below, nothing else.
+type conn struct {
+	p      *Proxy
+	bl     *brokerListener // nil for the bootstrap listener
+	client net.Conn
+	log    *zap.Logger
+
+	inflight chan inflight
+	pending  atomic.Int64 // requests forwarded whose response is not yet delivered
+	draining atomic.Bool  // Shutdown asked: read no new requests
+	readDone atomic.Bool  // the client goroutine stopped reading requests
+
+	mu struct {
+		sync.Mutex
+		up     net.Conn // set once dialed
+		closed bool
+	}
+	closeOnce sync.Once
+
+	// Client goroutine only.
+	saslV0 bool // a SaslHandshake v0 was forwarded: unframed tokens may follow
+}
+
+func newConn(p *Proxy, c net.Conn, bl *brokerListener) *conn {
+	cn := &conn{
+		p:        p,
+		bl:       bl,
+		client:   c,
+		inflight: make(chan inflight, p.opts.MaxInFlight),
+	}
+	listener := "bootstrap"
+	if bl != nil {
+		listener = bl.upstream
+	}
+	cn.log = p.log.With(zap.String("client", c.RemoteAddr().String()), zap.String("listener", listener))
+	return cn
+}
+
+// run serves the connection until either side closes or the proxy drains.
+func (c *conn) run() {
+	defer c.close()
+	up, upDone, err := c.clientLoop()
+	if up == nil {
+		return
+	}
+	if err != nil || !c.draining.Load() {
+		c.close() // client gone or broken: its responses have nowhere to go
+	}
+	<-upDone
+}
+
+// drain stops reading new requests; the connection closes once the
+// responses to those already forwarded are delivered.
+func (c *conn) drain() {
+	c.draining.Store(true)
+	c.client.SetReadDeadline(time.Now())
+}
+
+func (c *conn) close() {
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		c.mu.closed = true
+		up := c.mu.up
+		c.mu.Unlock()
+		c.client.Close()
+		if up != nil {
+			up.Close()
+		}
+	})
+}
+
+// dial connects upstream for the first request.
+func (c *conn) dial() (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.p.opts.DialTimeout)
+	defer cancel()
+	up, addr, err := c.p.dialUpstream(ctx, c.p.upstreamsFor(c.bl))
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.closed {
+		up.Close()
+		return nil, net.ErrClosed
+	}
+	c.mu.up = up
+	c.log = c.log.With(zap.String("upstream", addr))
+	return up, nil
+}
+
+// clientLoop reads requests from the client and forwards them upstream. It
+// returns the upstream connection (nil if none was dialed), a channel closed
+// when the upstream goroutine ends, and the error that ended reading (nil
+// for a drain).
+func (c *conn) clientLoop() (net.Conn, chan struct{}, error) {
+	o := &c.p.opts
+	br := bufio.NewReaderSize(c.client, o.BufferBytes)
+	var (
+		up     net.Conn
+		bw     *bufio.Writer
+		upDone chan struct{}
+		buf    []byte
+	)
+	stop := func(err error) (net.Conn, chan struct{}, error) {
+		if up != nil {
+			bw.Flush()
+		}
+		if c.draining.Load() && isTimeout(err) {
+			err = nil
+		}
+		c.readDone.Store(true)
+		if up != nil && c.pending.Load() == 0 {
+			up.SetReadDeadline(time.Now()) // wake the upstream goroutine to exit
+		}
+		return up, upDone, err
+	}
+	for {
+		if c.draining.Load() {
+			return stop(nil)
+		}
+		var prefix [protocol.SizeLen]byte
+		if _, err := io.ReadFull(br, prefix[:]); err != nil {
+			c.logReadErr(err)
+			return stop(err)
+		}
+		size, err := protocol.CheckSize(prefix, protocol.MinRequestLen, o.MaxFrameBytes, protocol.FromClient)
+		if err != nil {
+			c.log.Warn("closing client connection: bad frame", zap.Error(err))
+			o.Metrics.Error(-1, ReasonBadFrame)
+			return stop(err)
+		}
+		if cap(buf) < int(size) {
+			buf = make([]byte, size)
+		}
+		frame := buf[:size]
+		if _, err := io.ReadFull(br, frame); err != nil {
+			c.log.Warn("closing client connection: request truncated", zap.Int32("size", size), zap.Error(err))
+			o.Metrics.Error(-1, ReasonBadFrame)
+			return stop(err)
+		}
+		e, expect, err := c.classify(frame)
+		if err != nil {
+			c.log.Warn("closing client connection", zap.Int16("api_key", e.key), zap.Int16("api_version", e.version), zap.Error(err))
+			o.Metrics.Error(e.key, ReasonBadFrame)
+			return stop(err)
+		}
+		o.Metrics.Request(e.key, int(size)+protocol.SizeLen)
+
+		if up == nil {
+			if up, err = c.dial(); err != nil {
+				c.log.Warn("closing client connection: no upstream broker answered; check --upstream and that the cluster is up", zap.Error(err))
+				o.Metrics.Error(e.key, ReasonUpstreamDial)
+				return stop(err)
+			}
+			bw = bufio.NewWriterSize(up, o.BufferBytes)
+			upDone = make(chan struct{})
+			go func() {
+				defer close(upDone)
+				c.upstreamLoop(up)
+			}()
+		}
+		if expect {
+			e.start = time.Now()
+			c.pending.Add(1)
+			c.inflight <- e // blocks at MaxInFlight: back-pressure on the client
+		}
+		bw.Write(prefix[:])
+		if _, err := bw.Write(frame); err != nil {
+			c.log.Info("closing client connection: upstream write failed", zap.Error(err))
+			o.Metrics.Error(e.key, ReasonUpstreamClosed)
+			return stop(err)
+		}
+		if br.Buffered() == 0 { // nothing more pipelined: send now
+			if err := bw.Flush(); err != nil {
+				c.log.Info("closing client connection: upstream write failed", zap.Error(err))
+				o.Metrics.Error(e.key, ReasonUpstreamClosed)
+				return stop(err)
+			}
+		}
+		if cap(buf) > 1<<20 {
+			buf = nil // do not pin a large produce buffer on an idle connection
+		}
+	}
+}
+
+// classify reads a request's header and decides how its response is
+// handled. expect is false for a request that gets no response.
+func (c *conn) classify(frame []byte) (e inflight, expect bool, err error) {
+	h, err := protocol.ParseRequestHeader(frame)
+	e = inflight{key: h.Key, version: h.Version, corr: h.CorrelationID}
+	if err != nil && !(c.saslV0 && !h.Known) {
+		return e, false, fmt.Errorf("request header: %w", err)
+	}
+	switch {
+	case c.saslV0 && !h.Known:
+		// After SaslHandshake v0 the client sends SASL tokens in bare
+		// size-prefixed frames. No token (PLAIN, SCRAM, OAUTHBEARER,
+		// GSSAPI) begins with a valid key and version, so a frame that is
+		// not a known request header is taken as a token.
+		e = inflight{key: 17, raw: true}
+		return e, true, nil
+	case h.Key == 17 && h.Version == 0:
+		c.saslV0 = true
+	case h.Key == 0:
+		if !h.Known {
+			return e, false, fmt.Errorf("%w: produce v%d (the proxy knows up to v%d)", ErrUndecodable, h.Version, protocol.MaxVersion(0))
+		}
+		var req kmsg.ProduceRequest
+		req.Version = h.Version
+		if err := req.UnsafeReadFrom(frame[h.BodyOffset:]); err != nil {
+			return e, false, fmt.Errorf("decode produce v%d: %w", h.Version, err)
+		}
+		if req.Acks == 0 {
+			return e, false, nil
+		}
+	case h.Key == 18:
+		e.decode = true
+	case protocol.CarriesAddresses(h.Key, h.Version):
+		if !h.Known {
+			return e, false, fmt.Errorf("%w: %s v%d (the proxy knows up to v%d)", ErrUndecodable, kmsg.NameForKey(h.Key), h.Version, protocol.MaxVersion(h.Key))
+		}
+		e.decode = true
+	}
+	return e, true, nil
+}
+
+// upstreamLoop reads responses from the broker, matches each to the oldest
+// in-flight request, rewrites it if needed and writes it to the client.
+func (c *conn) upstreamLoop(up net.Conn) {
+	defer c.close()
+	o := &c.p.opts
+	br := bufio.NewReaderSize(up, o.BufferBytes)
+	bw := bufio.NewWriterSize(c.client, o.BufferBytes)
+	var buf, out []byte
+	for {
+		var prefix [protocol.SizeLen]byte
+		if _, err := io.ReadFull(br, prefix[:]); err != nil {
+			bw.Flush()
+			if c.readDone.Load() && c.pending.Load() == 0 {
+				return // drained: every response delivered
+			}
+			if !errors.Is(err, net.ErrClosed) {
+				c.log.Info("closing client connection: upstream broker closed the connection", zap.Int64("in_flight", c.pending.Load()), zap.Error(err))
+				o.Metrics.Error(-1, ReasonUpstreamClosed)
+			}
+			return
+		}
+		var e inflight
+		select {
+		case e = <-c.inflight:
+		default:
+			c.log.Error("closing client connection: broker sent a response with no request in flight", zap.Binary("prefix", prefix[:]))
+			o.Metrics.Error(-1, ReasonCorrelation)
+			return
+		}
+		size, err := protocol.CheckSize(prefix, protocol.MinResponseLen, o.MaxFrameBytes, protocol.FromBroker)
+		if e.raw && size >= 0 && size <= o.MaxFrameBytes {
+			err = nil // a SASL v0 token response has no header
+		}
+		if err != nil {
+			c.log.Warn("closing client connection: bad frame from broker", zap.String("api", kmsg.NameForKey(e.key)), zap.Error(err))
+			o.Metrics.Error(e.key, ReasonBadFrame)
+			return
+		}
+
+		switch {
+		case e.raw || e.decode:
+			if cap(buf) < int(size) {
+				buf = make([]byte, size)
+			}
+			frame := buf[:size]
+			if _, err := io.ReadFull(br, frame); err != nil {
+				c.log.Info("closing client connection: upstream broker closed mid-response", zap.String("api", kmsg.NameForKey(e.key)), zap.Error(err))
+				o.Metrics.Error(e.key, ReasonUpstreamClosed)
+				return
+			}
+			if !e.raw {
+				if corr := protocol.CorrelationID(frame); corr != e.corr {
+					c.mismatch(e, corr)
+					return
+				}
+				if out, err = c.rewrite(e, frame, out[:0]); err != nil {
+					c.log.Error("closing client connection: cannot rewrite response", zap.String("api", kmsg.NameForKey(e.key)), zap.Int16("api_version", e.version), zap.Error(err))
+					o.Metrics.Error(e.key, ReasonRewrite)
+					return
+				}
+				if out != nil {
+					frame = out[protocol.SizeLen:]
+					binary.BigEndian.PutUint32(prefix[:], uint32(len(frame)))
+				}
+			}
+			bw.Write(prefix[:])
+			bw.Write(frame)
+			if cap(buf) > 1<<20 {
+				buf = nil
+			}
+		default:
+			var corrb [4]byte
+			if _, err := io.ReadFull(br, corrb[:]); err != nil {
+				c.log.Info("closing client connection: upstream broker closed mid-response", zap.Error(err))
+				o.Metrics.Error(e.key, ReasonUpstreamClosed)
+				return
+			}
+			if corr := protocol.CorrelationID(corrb[:]); corr != e.corr {
+				c.mismatch(e, corr)
+				return
+			}
+			bw.Write(prefix[:])
+			bw.Write(corrb[:])
+			if _, err := io.CopyN(bw, br, int64(size)-4); err != nil {
+				c.log.Info("closing client connection: response copy failed", zap.String("api", kmsg.NameForKey(e.key)), zap.Error(err))
+				o.Metrics.Error(e.key, ReasonUpstreamClosed)
+				return
+			}
+		}
+		o.Metrics.Response(e.key, int(size)+protocol.SizeLen, time.Since(e.start))
+		if br.Buffered() == 0 {
+			if err := bw.Flush(); err != nil {
+				return // client gone; the client goroutine logs it
+			}
+		}
+		if c.pending.Add(-1) == 0 && c.readDone.Load() {
+			bw.Flush()
+			return
+		}
+	}
+}
+
+func (c *conn) mismatch(e inflight, got int32) {
+	c.log.Error("closing client connection: correlation id mismatch, the connection is out of sync",
+		zap.Int32("expected", e.corr), zap.Int32("got", got), zap.String("api", kmsg.NameForKey(e.key)), zap.Int16("api_version", e.version))
+	c.p.opts.Metrics.Error(e.key, ReasonCorrelation)
+}
+
+// rewrite decodes a response that may carry broker addresses (or is an
+// ApiVersions response), rewrites it, and returns the new frame with its
+// size prefix appended to out, or nil if the response is forwarded as is.
+func (c *conn) rewrite(e inflight, frame, out []byte) ([]byte, error) {
+	hlen, err := protocol.ResponseHeaderLen(e.key, e.version, frame)
+	if err != nil {
+		return nil, err
+	}
+	resp := kmsg.ResponseForKey(e.key)
+	resp.SetVersion(e.version)
+	if e.key == 18 && !protocol.Known(e.key, e.version) {
+		// A newer ApiVersions than kmsg knows: decode at the newest it
+		// does, which reads every field older clients rely on.
+		resp.SetVersion(protocol.MaxVersion(18))
+	}
+	if err := resp.(unsafeReader).UnsafeReadFrom(frame[hlen:]); err != nil {
+		if av, ok := resp.(*kmsg.ApiVersionsResponse); ok && av.ErrorCode != 0 {
+			return nil, nil // an error response in v0 layout: nothing to cap
+		}
+		return nil, fmt.Errorf("decode %s v%d: %w", kmsg.NameForKey(e.key), e.version, err)
+	}
+	var changed bool
+	if av, ok := resp.(*kmsg.ApiVersionsResponse); ok {
+		changed = protocol.CapVersions(av, decodes)
+	} else if changed, err = protocol.RewriteAddresses(resp, c.p.addrs); err != nil {
+		return nil, err
+	}
+	if !changed {
+		return nil, nil
+	}
+	out = append(out, 0, 0, 0, 0)
+	out = append(out, frame[:hlen]...)
+	out = resp.AppendTo(out)
+	binary.BigEndian.PutUint32(out, uint32(len(out)-protocol.SizeLen))
+	return out, nil
+}
+
+// decodes reports whether the proxy decodes requests or responses of key,
+// and so must keep clients at versions kmsg knows.
+func decodes(key int16) bool {
+	if key == 0 || key == 18 {
+		return true
+	}
+	return protocol.AddressKey(key)
+}
+
+// unsafeReader is implemented by every kmsg message: decoding that aliases
+// the input instead of copying it. Safe here because the frame buffer is not
+// reused until the decoded response has been re-encoded.
+type unsafeReader interface{ UnsafeReadFrom([]byte) error }
+
+func isTimeout(err error) bool {
+	return errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+// logReadErr logs why reading from the client ended, naming the likely
+// cause where one is known.
+func (c *conn) logReadErr(err error) {
+	var rh tls.RecordHeaderError
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), c.draining.Load() && isTimeout(err):
+		c.log.Debug("client connection closed", zap.Error(err))
+	case errors.As(err, &rh):
+		c.log.Warn("closing client connection: TLS handshake failed; the client likely speaks plaintext to a TLS listener", zap.Error(err))
+		c.p.opts.Metrics.Error(-1, ReasonTLS)
+	case isTLSErr(err):
+		c.log.Warn("closing client connection: TLS handshake failed", zap.Error(err))
+		c.p.opts.Metrics.Error(-1, ReasonTLS)
+	default:
+		c.log.Info("client connection ended", zap.Error(err))
+	}
+}
+
+func isTLSErr(err error) bool {
+	var ae tls.AlertError
+	var ce *tls.CertificateVerificationError
+	return errors.As(err, &ae) || errors.As(err, &ce)
+}
