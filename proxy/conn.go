@@ -240,6 +240,7 @@ func (c *conn) classify(frame []byte) (e inflight, expect bool, err error) {
 		if req.Acks == 0 {
 			return e, false, nil
 		}
+		e.decode = protocol.CarriesAddresses(h.Key, h.Version)
 	case h.Key == 18:
 		e.decode = true
 	case protocol.CarriesAddresses(h.Key, h.Version):
