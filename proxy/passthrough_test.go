@@ -10,8 +10,8 @@ import (
 
 	"github.com/amber-kafka/amber/internal/kafkatest"
 	"github.com/amber-kafka/amber/internal/testkit"
-	"github.com/amber-kafka/amber/proxy"
 	"github.com/amber-kafka/amber/protocol"
+	"github.com/amber-kafka/amber/proxy"
 )
 
 // rawRequest builds a request frame (without size) for a key kmsg may not
