@@ -6,6 +6,8 @@ import (
 	"net"
 	"sync"
 	"testing"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // futureBroker stands in front of one kfake broker and plays a broker from
@@ -103,4 +105,12 @@ func (fb *futureBroker) serve(c net.Conn) {
 			return
 		}
 	}
+}
+
+func apiVersionsReq() kmsg.Request {
+	r := kmsg.NewPtrApiVersionsRequest()
+	r.SetVersion(3)
+	r.ClientSoftwareName = "amber-test"
+	r.ClientSoftwareVersion = "1"
+	return r
 }
