@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Installs the non-Go tools Amber's end-to-end tests run against the proxy:
+#   - Debian packages: kcat, python3-kafka, python3-confluent-kafka, plus the
+#     compression modules kafka-python needs (python3-snappy/-lz4/-zstandard)
+#   - KafkaJS and pure-JS codec packages from npm, into the project-local,
+#     git-ignored .tools/node
+#
+# Idempotent and fast when everything is already present: each tool is checked
+# first and only installed when missing (apt-get update runs only if an apt
+# install is actually needed).
+#
+# Usage: scripts/test-deps.sh            # install whatever is missing
+#        scripts/test-deps.sh --check    # report only; exit 1 if something is missing
+#
+# Python note: always use /usr/bin/python3; the python3 first on PATH may be a
+# pyenv build that cannot import Debian's python3-* packages.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOLS="$ROOT/.tools"
+
+# Pinned npm packages (name@version); scoped names keep their leading @.
+NPM_PACKAGES=(
+	kafkajs@2.2.4
+	kafkajs-snappy@1.1.0
+	lz4js@0.2.0
+	@bokuweb/zstd-wasm@0.0.27
+)
+# python3-snappy, python3-lz4 and python3-zstandard give kafka-python its
+# snappy, lz4 and zstd codecs (it has only gzip without them).
+APT_PACKAGES=(kcat python3-kafka python3-confluent-kafka python3-snappy python3-lz4 python3-zstandard)
+SYS_PYTHON=/usr/bin/python3
+
+CHECK_ONLY=0
+if [[ "${1:-}" == "--check" ]]; then
+	CHECK_ONLY=1
+fi
+
+log() { printf 'test-deps: %s\n' "$*" >&2; }
+
+missing=0
+
+# ---------------------------------------------------------------------------
+# Debian packages
+# ---------------------------------------------------------------------------
+apt_installed() {
+	dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null | grep -qx installed
+}
+
+as_root() {
+	if [[ "$(id -u)" == 0 ]]; then
+		"$@"
+	elif command -v sudo >/dev/null 2>&1; then
+		sudo "$@"
+	else
+		log "need root (or sudo) to run: $*"
+		return 1
+	fi
+}
+
+need_apt=()
+for pkg in "${APT_PACKAGES[@]}"; do
+	if ! apt_installed "$pkg"; then
+		need_apt+=("$pkg")
+	fi
+done
+
+if ((${#need_apt[@]})); then
+	if ((CHECK_ONLY)); then
+		log "missing Debian packages: ${need_apt[*]}"
+		missing=1
+	else
+		log "installing Debian packages: ${need_apt[*]}"
+		export DEBIAN_FRONTEND=noninteractive
+		# Try without refreshing the package lists first; refresh only if that fails.
+		if ! as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need_apt[@]}"; then
+			as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+			as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need_apt[@]}"
+		fi
+	fi
+fi
+
+if ((!CHECK_ONLY)); then
+	command -v kcat >/dev/null || { log "kcat still not on PATH"; exit 1; }
+	"$SYS_PYTHON" -c 'import kafka, confluent_kafka' || { log "$SYS_PYTHON cannot import kafka / confluent_kafka"; exit 1; }
+fi
+
+# ---------------------------------------------------------------------------
+# KafkaJS (npm) into .tools/node
+# KafkaJS has only gzip built in; the other codecs are pure JS/WASM packages
+# (no native build) wired up in internal/testkit/clients/kafkajs.js.
+# ---------------------------------------------------------------------------
+NODE_PREFIX="$TOOLS/node"
+npm_version() { # prints the installed version of package $1, or nothing
+	local pj="$NODE_PREFIX/node_modules/$1/package.json"
+	[[ -f "$pj" ]] || return 0
+	node -e 'process.stdout.write(require(process.argv[1]).version)' "$pj" 2>/dev/null || true
+}
+
+need_npm=()
+for spec in "${NPM_PACKAGES[@]}"; do
+	name="${spec%@*}" want="${spec##*@}"
+	if [[ "$(npm_version "$name")" != "$want" ]]; then
+		need_npm+=("$spec")
+	fi
+done
+
+if ((${#need_npm[@]})); then
+	if ((CHECK_ONLY)); then
+		log "missing npm packages in $NODE_PREFIX: ${need_npm[*]}"
+		missing=1
+	else
+		command -v npm >/dev/null || { log "npm not found; install Node.js (Debian: apt-get install nodejs npm)"; exit 1; }
+		log "installing into $NODE_PREFIX: ${need_npm[*]}"
+		mkdir -p "$NODE_PREFIX"
+		# Install the full pinned set so npm never prunes an already-present one.
+		npm install --prefix "$NODE_PREFIX" --no-audit --no-fund --loglevel=error \
+			--save-exact "${NPM_PACKAGES[@]}" >&2
+		for spec in "${NPM_PACKAGES[@]}"; do
+			name="${spec%@*}" want="${spec##*@}"
+			[[ "$(npm_version "$name")" == "$want" ]] || { log "npm install of $spec failed"; exit 1; }
+		done
+	fi
+fi
+
+# ---------------------------------------------------------------------------
+# MinIO (S3) — to be added.
+# Install into "$TOOLS/bin" (git-ignored), checking for an existing binary
+# first, e.g. GOBIN="$TOOLS/bin" go install github.com/minio/minio@<pinned>.
+# ---------------------------------------------------------------------------
+
+if ((CHECK_ONLY)); then
+	if ((missing)); then exit 1; fi
+	log "all test dependencies present"
+fi
