@@ -66,6 +66,9 @@ func newConn(p *Proxy, c net.Conn, bl *brokerListener) *conn {
 // run serves the connection until either side closes or the proxy drains.
 func (c *conn) run() {
 	defer c.close()
+	if tc, ok := c.client.(*tls.Conn); ok && !c.handshake(tc) {
+		return
+	}
 	up, upDone, err := c.clientLoop()
 	if up == nil {
 		return
@@ -415,26 +418,32 @@ func isTimeout(err error) bool {
 	return errors.Is(err, os.ErrDeadlineExceeded)
 }
 
+// handshake completes a client's TLS handshake within DialTimeout, so that
+// a failure is reported as what it is rather than as a read error.
+func (c *conn) handshake(tc *tls.Conn) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), c.p.opts.DialTimeout)
+	defer cancel()
+	err := tc.HandshakeContext(ctx)
+	if err == nil {
+		return true
+	}
+	var rh tls.RecordHeaderError
+	if errors.As(err, &rh) {
+		c.log.Warn("closing client connection: TLS handshake failed; the client likely speaks plaintext to a TLS listener", zap.Error(err))
+	} else {
+		c.log.Warn("closing client connection: TLS handshake failed; check the client's certificate and trusted CAs", zap.Error(err))
+	}
+	c.p.opts.Metrics.Error(-1, ReasonTLS)
+	return false
+}
+
 // logReadErr logs why reading from the client ended, naming the likely
 // cause where one is known.
 func (c *conn) logReadErr(err error) {
-	var rh tls.RecordHeaderError
 	switch {
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), c.draining.Load() && isTimeout(err):
 		c.log.Debug("client connection closed", zap.Error(err))
-	case errors.As(err, &rh):
-		c.log.Warn("closing client connection: TLS handshake failed; the client likely speaks plaintext to a TLS listener", zap.Error(err))
-		c.p.opts.Metrics.Error(-1, ReasonTLS)
-	case isTLSErr(err):
-		c.log.Warn("closing client connection: TLS handshake failed", zap.Error(err))
-		c.p.opts.Metrics.Error(-1, ReasonTLS)
 	default:
 		c.log.Info("client connection ended", zap.Error(err))
 	}
-}
-
-func isTLSErr(err error) bool {
-	var ae tls.AlertError
-	var ce *tls.CertificateVerificationError
-	return errors.As(err, &ae) || errors.As(err, &ce)
 }
