@@ -8,10 +8,21 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 // only forwards keep the broker's versions, including keys kmsg has never
 // heard of. A key whose broker range lies wholly above kmsg's is removed.
 // It reports whether anything changed.
+//
+// Produce is also advertised from v0 when the broker's range starts at v3
+// or below (brokers that removed v0-v2 under KIP-896): librdkafka before
+// 2.10 only compresses with gzip, snappy or lz4 when the broker lists
+// Produce v0, and otherwise sends those batches uncompressed. Apache Kafka
+// 4.0 advertises v0 for the same reason (KAFKA-18659) and rejects the
+// versions it removed, which the broker behind the proxy still does.
 func CapVersions(resp *kmsg.ApiVersionsResponse, decode func(key int16) bool) bool {
 	changed := false
 	kept := resp.ApiKeys[:0]
 	for _, k := range resp.ApiKeys {
+		if k.ApiKey == 0 && k.MinVersion > 0 && k.MinVersion <= 3 {
+			k.MinVersion = 0
+			changed = true
+		}
 		if decode(k.ApiKey) {
 			max := MaxVersion(k.ApiKey)
 			if k.MinVersion > max {

@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"os"
 	"net"
+	"os"
 	"testing"
 	"time"
 

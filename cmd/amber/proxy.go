@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.uber.org/zap"
+
+	"github.com/amber-kafka/amber/proxy"
+)
+
+const (
+	defaultAdminListen  = "127.0.0.1:9080"
+	defaultDataDir      = "amber-data"
+	defaultDrainTimeout = 30 * time.Second
+)
+
+const proxyExamples = `  # In front of a three-broker cluster; clients bootstrap from this host:9092.
+  amber proxy --upstream kafka-0:9092,kafka-1:9092,kafka-2:9092 --listen 0.0.0.0:9092 --advertise-host amber.internal
+
+  # As a sidecar: the application talks to localhost.
+  amber proxy --upstream kafka.prod:9093 --upstream-tls --listen 127.0.0.1:9092
+
+  # TLS with client certificates towards clients, mTLS towards brokers.
+  amber proxy --upstream kafka:9093 --tls-cert proxy.pem --tls-key proxy-key.pem --tls-client-ca clients-ca.pem \
+    --upstream-ca brokers-ca.pem --upstream-cert amber.pem --upstream-key amber-key.pem`
+
+// proxyConfig is everything `amber proxy` is configured with.
+type proxyConfig struct {
+	upstreams      listFlag
+	listen         string
+	advertiseHost  string
+	brokerPortBase int
+	dataDir        string
+	adminListen    string
+	maxFrameBytes  int
+	drainTimeout   time.Duration
+	logLevel       string
+	logFormat      string
+	clientTLS      tlsFlags
+	upstreamTLS    tlsFlags
+}
+
+func runProxy(args []string, stdout, stderr io.Writer) error {
+	var cfg proxyConfig
+	fs := newFlagSet("proxy", "--upstream HOST:PORT[,...] [--listen HOST:PORT] [flags]", proxyExamples, stdout)
+	fs.Var(&cfg.upstreams, "upstream", "the cluster's bootstrap brokers, HOST:PORT, comma-separated or repeated (required)")
+	fs.StringVar(&cfg.listen, "listen", proxy.DefaultListen, "bootstrap address clients use instead of the cluster's")
+	fs.StringVar(&cfg.advertiseHost, "advertise-host", "", "host written into broker addresses given to clients (default: --listen's host, or this machine's hostname for a wildcard)")
+	fs.IntVar(&cfg.brokerPortBase, "broker-port-base", 0, "first port for per-broker listeners (default: --listen's port + 1)")
+	fs.StringVar(&cfg.dataDir, "data", defaultDataDir, "directory for the proxy's local state (broker port assignments)")
+	fs.StringVar(&cfg.adminListen, "admin-listen", defaultAdminListen, "address for /metrics, /healthz and /readyz; empty turns it off")
+	fs.IntVar(&cfg.maxFrameBytes, "max-frame-bytes", proxy.DefaultMaxFrameBytes, "largest request or response frame accepted")
+	fs.DurationVar(&cfg.drainTimeout, "drain-timeout", defaultDrainTimeout, "on SIGTERM, how long in-flight requests may take to finish")
+	fs.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&cfg.logFormat, "log-format", "json", "json or console")
+	cfg.clientTLS.clientSideFlags(fs)
+	cfg.upstreamTLS.upstreamFlags(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	log, err := newLogger(cfg.logLevel, cfg.logFormat, stderr)
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+
+	var errs []error
+	clientTLS, err := cfg.clientTLS.serverConfig()
+	errs = append(errs, err)
+	upstreamTLS, err := cfg.upstreamTLS.clientConfig()
+	errs = append(errs, err)
+	if cfg.maxFrameBytes <= 0 || cfg.maxFrameBytes > 1<<30 {
+		errs = append(errs, usagef("--max-frame-bytes %d: want 1..%d", cfg.maxFrameBytes, 1<<30))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	opts := proxy.Options{
+		Upstreams:      cfg.upstreams,
+		Listen:         cfg.listen,
+		AdvertiseHost:  cfg.advertiseHost,
+		BrokerPortBase: cfg.brokerPortBase,
+		StateDir:       filepath.Join(cfg.dataDir, "proxy"),
+		MaxFrameBytes:  int32(cfg.maxFrameBytes),
+		ClientTLS:      clientTLS,
+		UpstreamTLS:    upstreamTLS,
+		Logger:         log,
+		Metrics:        newProxyMetrics(reg),
+	}
+	p, err := proxy.New(opts)
+	if err != nil {
+		return usageError{err}
+	}
+	if err := p.Start(); err != nil {
+		return fmt.Errorf("start proxy: %w", err)
+	}
+	var admin *adminServer
+	if cfg.adminListen != "" {
+		admin, err = startAdmin(cfg.adminListen, reg, []readyCheck{{"upstream cluster", p.Ready}}, log)
+		if err != nil {
+			p.Close()
+			return err
+		}
+	}
+
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	sig := <-sigs
+	log.Info("draining: no new connections, finishing requests in flight", zap.String("signal", sig.String()), zap.Duration("timeout", cfg.drainTimeout))
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.drainTimeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-sigs:
+			log.Warn("second signal: closing at once")
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err = p.Shutdown(ctx)
+	if admin != nil {
+		actx, acancel := context.WithTimeout(context.Background(), time.Second)
+		admin.Close(actx)
+		acancel()
+	}
+	if err != nil {
+		log.Warn("drain cut short; connections closed with requests in flight", zap.Error(err))
+		return fmt.Errorf("drain: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
