@@ -58,8 +58,8 @@ func Flexible(key, version int16) bool {
 	if key < 0 || key >= maxKey {
 		return false
 	}
-	f := keys[key].flexibleFrom
-	return f >= 0 && version >= f
+	k := keys[key]
+	return k.known && k.flexibleFrom >= 0 && version >= k.flexibleFrom
 }
 
 // RequestHeader is the decoded header of a request frame. ClientID aliases
@@ -103,7 +103,7 @@ func ParseRequestHeader(frame []byte) (RequestHeader, error) {
 		h.ClientID = r.Span(int(n))
 	}
 	if Flexible(h.Key, h.Version) {
-		kmsg.SkipTags(&r)
+		skipTags(&r)
 	}
 	if !r.Ok() {
 		h.Known = false
@@ -126,7 +126,7 @@ func ResponseHeaderLen(key, version int16, frame []byte) (int, error) {
 		return MinResponseLen, nil
 	}
 	r := kbin.Reader{Src: frame[MinResponseLen:]}
-	kmsg.SkipTags(&r)
+	skipTags(&r)
 	if !r.Ok() {
 		return 0, ErrTruncated
 	}
@@ -136,4 +136,14 @@ func ResponseHeaderLen(key, version int16, frame []byte) (int, error) {
 // CorrelationID returns the correlation id at the start of a response frame.
 func CorrelationID(frame []byte) int32 {
 	return int32(binary.BigEndian.Uint32(frame))
+}
+
+// skipTags skips a tagged-field section. Unlike kmsg.SkipTags it stops at
+// the first short read: a hostile count of 2^32-1 tags in a 10-byte frame
+// must cost 10 bytes of work, not four billion iterations.
+func skipTags(r *kbin.Reader) {
+	for n := r.Uvarint(); n > 0 && r.Ok(); n-- {
+		r.Uvarint()
+		r.Span(int(r.Uvarint()))
+	}
 }

@@ -65,8 +65,10 @@ func RewriteAddresses(resp kmsg.Response, m AddrMapper) (bool, error) {
 		err     error
 	)
 	// one rewrites one address and records the first error.
+	// An empty host (an error entry: node -1, port -1) names nothing and
+	// is left alone; every other address is rewritten, error or not.
 	one := func(node int32, host *string, port *int32) {
-		if err != nil {
+		if err != nil || *host == "" {
 			return
 		}
 		h, p, e := m.MapAddr(node, *host, *port)
@@ -99,15 +101,11 @@ func RewriteAddresses(resp kmsg.Response, m AddrMapper) (bool, error) {
 		}
 	case *kmsg.FindCoordinatorResponse:
 		if r.Version < 4 {
-			if r.ErrorCode == 0 {
-				one(r.NodeID, &r.Host, &r.Port)
-			}
+			one(r.NodeID, &r.Host, &r.Port)
 		}
 		for i := range r.Coordinators {
 			c := &r.Coordinators[i]
-			if c.ErrorCode == 0 {
-				one(c.NodeID, &c.Host, &c.Port)
-			}
+			one(c.NodeID, &c.Host, &c.Port)
 		}
 	case *kmsg.VoteResponse:
 		for i := range r.NodeEndpoints {
@@ -153,9 +151,8 @@ func RewriteAddresses(resp kmsg.Response, m AddrMapper) (bool, error) {
 			one(e.NodeID, &e.Host, &e.Port)
 		}
 	case *kmsg.UpdateRaftVoterResponse:
-		if l := &r.CurrentLeader; l.Host != "" {
-			one(l.LeaderID, &l.Host, &l.Port)
-		}
+		l := &r.CurrentLeader
+		one(l.LeaderID, &l.Host, &l.Port)
 	}
 	return changed, err
 }

@@ -53,12 +53,13 @@ func containsAddr(t reflect.Type, seen map[reflect.Type]bool) bool {
 }
 
 // Collect returns every address in v (a pointer to a kmsg message),
-// skipping empty ones (fields absent at the message's version).
+// skipping empty hosts (fields absent at the message's version, and error
+// entries, which name no address).
 func Collect(v any) []Addr {
 	var out []Addr
 	walk(reflect.ValueOf(v), func(s reflect.Value) {
 		a := Addr{Host: s.FieldByName("Host").String(), Port: int32(intOf(s.FieldByName("Port")))}
-		if a.Host != "" || a.Port != 0 {
+		if a.Host != "" {
 			out = append(out, a)
 		}
 	})
