@@ -1,0 +1,50 @@
+# Amber. The two commands a newcomer needs:
+#   make demo   runs Amber's main job on an embedded cluster
+#   make test   installs what the tests need, then runs the whole suite
+SHELL := /bin/bash
+GO    ?= go
+# Fuzz targets run briefly in `make test`, longer in `make fuzz`.
+FUZZ_SMOKE ?= 5s
+FUZZ_LONG  ?= 2m
+FUZZ_TARGETS := ./protocol:FuzzFrameAndHeader ./protocol:FuzzRewriteAddresses
+
+.PHONY: build demo test test-deps vet unit fuzz-smoke fuzz bench clean
+
+build:
+	$(GO) build -o bin/amber ./cmd/amber
+
+demo:
+	$(GO) run ./cmd/amber demo
+
+# kcat, the Python clients and KafkaJS for the external-client tests.
+test-deps:
+	scripts/test-deps.sh
+
+# CI=true turns a missing external tool into a failure instead of a skip:
+# test-deps has just installed them.
+test: test-deps vet fuzz-smoke unit
+
+vet:
+	$(GO) vet ./...
+
+unit:
+	CI=true $(GO) test -race -count=1 -timeout 20m ./...
+
+fuzz-smoke:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "fuzz $$fn ($(FUZZ_SMOKE))"; \
+		out=$$($(GO) test $$pkg -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZ_SMOKE) 2>&1) || { echo "$$out"; exit 1; }; \
+	done
+
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		$(GO) test $$pkg -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZ_LONG); \
+	done
+
+bench:
+	$(GO) run ./bench/cmd/amber-bench
+
+clean:
+	rm -rf bin
