@@ -19,18 +19,26 @@ type futureBroker struct {
 	ln          net.Listener
 	upstream    string
 	corruptCorr bool
-	wg          sync.WaitGroup
+	// saslV0 makes it also play a broker from before KIP-152: it accepts
+	// SaslHandshake v0, after which the client sends one bare SASL PLAIN
+	// token (no Kafka header) and gets one bare, empty frame back.
+	saslV0 bool
+	wg     sync.WaitGroup
 }
 
 const futureKey = 30000
 
 func startFutureBroker(t *testing.T, upstream string, corrupt bool) *futureBroker {
+	return startFutureBrokerWith(t, &futureBroker{upstream: upstream, corruptCorr: corrupt})
+}
+
+func startFutureBrokerWith(t *testing.T, fb *futureBroker) *futureBroker {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	fb := &futureBroker{ln: ln, upstream: upstream, corruptCorr: corrupt}
+	fb.ln = ln
 	fb.wg.Add(1)
 	go func() {
 		defer fb.wg.Done()
@@ -79,6 +87,22 @@ func (fb *futureBroker) serve(c net.Conn) {
 			return
 		}
 		key := int16(binary.BigEndian.Uint16(req))
+		if fb.saslV0 && key == 17 && binary.BigEndian.Uint16(req[2:]) == 0 {
+			// SaslHandshake v0 response: corr, error 0, [PLAIN].
+			resp := append([]byte{}, req[4:8]...)
+			resp = append(resp, 0, 0, 0, 0, 0, 1, 0, 5, 'P', 'L', 'A', 'I', 'N')
+			if writeFrame(c, resp) != nil {
+				return
+			}
+			token, err := readFrame(c)
+			if err != nil || string(token) != "\x00user\x00pass" {
+				return // wrong token: close, as a broker does
+			}
+			if writeFrame(c, nil) != nil {
+				return
+			}
+			continue
+		}
 		if key == futureKey {
 			// Response: correlation id, then the request's body after
 			// the 8-byte fixed header and a null client id.

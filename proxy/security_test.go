@@ -7,10 +7,12 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
+	"github.com/amber-kafka/amber/internal/kafkatest"
 	"github.com/amber-kafka/amber/internal/testkit"
 	"github.com/amber-kafka/amber/proxy"
 )
@@ -91,6 +93,53 @@ func TestSASLPassesThrough(t *testing.T) {
 	for name, m := range bad {
 		if err := roundTrip(t, time.Second, kgo.SeedBrokers(p.Addr()), kgo.SASL(m), kgo.RequestRetries(0)); err == nil {
 			t.Errorf("%s with a wrong password got through", name)
+		}
+	}
+}
+
+// TestSASLv0BareTokens: after SaslHandshake v0 (brokers before KIP-152),
+// the client sends its SASL token in a bare frame with no Kafka header and
+// gets a bare frame back. The proxy must forward both untouched and then
+// return to Kafka framing. kfake has no v0, so a stand-in broker plays the
+// old broker's part and relays the rest to kfake.
+func TestSASLv0BareTokens(t *testing.T) {
+	c := testkit.NewCluster(t)
+	fb := startFutureBrokerWith(t, &futureBroker{upstream: c.ListenAddrs()[0], saslV0: true})
+	p := testkit.StartProxy(t, proxy.Options{Upstreams: []string{fb.Addr()}})
+	conn, err := kafkatest.DialRaw(p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	hs := kmsg.NewPtrSASLHandshakeRequest()
+	hs.SetVersion(0)
+	hs.Mechanism = "PLAIN"
+	r, err := conn.Request(hs)
+	if err != nil {
+		t.Fatalf("handshake v0: %v", err)
+	}
+	if code := r.(*kmsg.SASLHandshakeResponse).ErrorCode; code != 0 {
+		t.Fatalf("handshake error %d", code)
+	}
+	if _, err := conn.Write(sized([]byte("\x00user\x00pass"))); err != nil {
+		t.Fatal(err)
+	}
+	if frame, err := conn.ReadFrame(); err != nil || len(frame) != 0 {
+		t.Fatalf("bare token response: %q, %v", frame, err)
+	}
+	meta := kmsg.NewPtrMetadataRequest()
+	meta.SetVersion(9)
+	mr, err := conn.Request(meta)
+	if err != nil {
+		t.Fatalf("metadata after SASL v0: %v", err)
+	}
+	real := map[string]bool{}
+	for _, a := range c.ListenAddrs() {
+		real[a] = true
+	}
+	for _, b := range mr.(*kmsg.MetadataResponse).Brokers {
+		if a := (kafkatest.Addr{Host: b.Host, Port: b.Port}).String(); real[a] {
+			t.Errorf("real address %s after SASL v0", a)
 		}
 	}
 }
