@@ -46,10 +46,16 @@ func (e *Env) ProduceThroughput(ctx context.Context, m Mode) (Throughput, error)
 			*r = kgo.Record{Value: value}
 			pool.Put(r)
 		}
+		// Produce blocks while the client's buffer is full and returns as
+		// acknowledgements free space. Its context is canceled only if
+		// acknowledgements stop coming, so that the run fails instead of
+		// hanging.
+		produceCtx, cancel := context.WithCancel(ctx)
+		defer cancel()
 		go func() {
 			defer close(done)
 			for !stop.Load() && fail.get() == nil {
-				cl.Produce(ctx, pool.Get().(*kgo.Record), promise)
+				cl.Produce(produceCtx, pool.Get().(*kgo.Record), promise)
 			}
 		}()
 		var err error
@@ -58,7 +64,15 @@ func (e *Env) ProduceThroughput(ctx context.Context, m Mode) (Throughput, error)
 			return n, n * int64(len(value))
 		}, fail)
 		stop.Store(true)
-		<-done // Produce unblocks as acknowledgements free buffer space
+		select {
+		case <-done:
+		case <-time.After(flushTimeout):
+			cancel()
+			<-done
+			if err == nil {
+				err = fmt.Errorf("producer still blocked %s after the window: the cluster stopped acknowledging", flushTimeout)
+			}
+		}
 		if ferr := flush(ctx, cl); err == nil {
 			err = ferr
 		}
@@ -77,10 +91,13 @@ func (e *Env) produceOpts(linger time.Duration) []kgo.Opt {
 	}
 }
 
+// flushTimeout bounds how long a run waits for its last acknowledgements.
+const flushTimeout = 10 * time.Second
+
 // flush waits for every buffered record to be acknowledged, for at most
-// ten seconds.
+// flushTimeout.
 func flush(ctx context.Context, cl *kgo.Client) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, flushTimeout)
 	defer cancel()
 	if err := cl.Flush(ctx); err != nil {
 		return fmt.Errorf("flush: %w", err)
