@@ -16,8 +16,11 @@ type keyInfo struct {
 	flexibleFrom int16 // first flexible version, or -1 if none
 }
 
-// maxKey bounds the table; keys above it are unknown by definition.
-const maxKey = 1024
+// MaxKey bounds the API keys Amber tables; keys at or above it are unknown
+// by definition (Kafka's highest is below 100).
+const MaxKey = 1024
+
+const maxKey = MaxKey
 
 var keys [maxKey]keyInfo
 

@@ -169,6 +169,13 @@ func (c *conn) clientLoop() (net.Conn, chan struct{}, error) {
 			return stop(err)
 		}
 		e, expect, err := c.classify(frame)
+		if e.req != nil && e.key == 0 {
+			// The decoded Produce request aliases buf until the tee has
+			// seen its response: hand buf over and read into a new one.
+			owned := getFrame(0)
+			*owned, buf = buf, (*owned)[:0]
+			e.owned = owned
+		}
 		if err != nil {
 			c.log.Warn("closing client connection", zap.Int16("api_key", e.key), zap.Int16("api_version", e.version), zap.Error(err))
 			o.Metrics.Error(e.key, ReasonBadFrame)
@@ -193,6 +200,10 @@ func (c *conn) clientLoop() (net.Conn, chan struct{}, error) {
 			e.start = time.Now()
 			c.pending.Add(1)
 			c.inflight <- e // blocks at MaxInFlight: back-pressure on the client
+		} else if e.req != nil {
+			// acks=0: no response will come; the tee sees the request now.
+			c.p.opts.Tee.Observe(&Exchange{ClientID: e.clientID, Request: e.req, Acked: time.Now()})
+			putFrame(e.owned)
 		}
 		bw.Write(prefix[:])
 		if _, err := bw.Write(frame); err != nil {
@@ -235,21 +246,39 @@ func (c *conn) classify(frame []byte) (e inflight, expect bool, err error) {
 		if !h.Known {
 			return e, false, fmt.Errorf("%w: produce v%d (the proxy knows up to v%d)", ErrUndecodable, h.Version, protocol.MaxVersion(0))
 		}
-		var req kmsg.ProduceRequest
-		req.Version = h.Version
+		req := &kmsg.ProduceRequest{Version: h.Version}
 		if err := req.UnsafeReadFrom(frame[h.BodyOffset:]); err != nil {
 			return e, false, fmt.Errorf("decode produce v%d: %w", h.Version, err)
+		}
+		if c.p.teed(0) {
+			e.req, e.clientID = req, string(h.ClientID)
+			e.decode = true
 		}
 		if req.Acks == 0 {
 			return e, false, nil
 		}
-		e.decode = protocol.CarriesAddresses(h.Key, h.Version)
+		e.decode = e.decode || protocol.CarriesAddresses(h.Key, h.Version)
+		return e, true, nil
 	case h.Key == 18:
 		e.decode = true
 	case protocol.CarriesAddresses(h.Key, h.Version):
 		if !h.Known {
 			return e, false, fmt.Errorf("%w: %s v%d (the proxy knows up to v%d)", ErrUndecodable, kmsg.NameForKey(h.Key), h.Version, protocol.MaxVersion(h.Key))
 		}
+		e.decode = true
+	}
+	if c.p.teed(h.Key) {
+		if !h.Known {
+			return e, false, fmt.Errorf("%w: %s v%d (the proxy knows up to v%d)", ErrUndecodable, kmsg.NameForKey(h.Key), h.Version, protocol.MaxVersion(h.Key))
+		}
+		// Small requests (commits, admin): a copying decode, so the
+		// frame buffer is free for the next request.
+		req := kmsg.RequestForKey(h.Key)
+		req.SetVersion(h.Version)
+		if err := req.ReadFrom(frame[h.BodyOffset:]); err != nil {
+			return e, false, fmt.Errorf("decode %s v%d: %w", kmsg.NameForKey(h.Key), h.Version, err)
+		}
+		e.req, e.clientID = req, string(h.ClientID)
 		e.decode = true
 	}
 	return e, true, nil
@@ -310,7 +339,9 @@ func (c *conn) upstreamLoop(up net.Conn) {
 					c.mismatch(e, corr)
 					return
 				}
-				if out, err = c.rewrite(e, frame, out[:0]); err != nil {
+				var wait func()
+				out, wait, err = c.process(e, frame, out[:0])
+				if err != nil {
 					c.log.Error("closing client connection: cannot rewrite response", zap.String("api", kmsg.NameForKey(e.key)), zap.Int16("api_version", e.version), zap.Error(err))
 					o.Metrics.Error(e.key, ReasonRewrite)
 					return
@@ -318,6 +349,10 @@ func (c *conn) upstreamLoop(up net.Conn) {
 				if out != nil {
 					frame = out[protocol.SizeLen:]
 					binary.BigEndian.PutUint32(prefix[:], uint32(len(frame)))
+				}
+				if wait != nil {
+					bw.Flush() // responses before this one need not wait
+					wait()
 				}
 			}
 			bw.Write(prefix[:])
@@ -361,52 +396,6 @@ func (c *conn) mismatch(e inflight, got int32) {
 	c.log.Error("closing client connection: correlation id mismatch, the connection is out of sync",
 		zap.Int32("expected", e.corr), zap.Int32("got", got), zap.String("api", kmsg.NameForKey(e.key)), zap.Int16("api_version", e.version))
 	c.p.opts.Metrics.Error(e.key, ReasonCorrelation)
-}
-
-// rewrite decodes a response that may carry broker addresses (or is an
-// ApiVersions response), rewrites it, and returns the new frame with its
-// size prefix appended to out, or nil if the response is forwarded as is.
-func (c *conn) rewrite(e inflight, frame, out []byte) ([]byte, error) {
-	hlen, err := protocol.ResponseHeaderLen(e.key, e.version, frame)
-	if err != nil {
-		return nil, err
-	}
-	resp := kmsg.ResponseForKey(e.key)
-	resp.SetVersion(e.version)
-	if e.key == 18 && !protocol.Known(e.key, e.version) {
-		// A newer ApiVersions than kmsg knows: decode at the newest it
-		// does, which reads every field older clients rely on.
-		resp.SetVersion(protocol.MaxVersion(18))
-	}
-	if err := resp.(unsafeReader).UnsafeReadFrom(frame[hlen:]); err != nil {
-		if av, ok := resp.(*kmsg.ApiVersionsResponse); ok && av.ErrorCode != 0 {
-			return nil, nil // an error response in v0 layout: nothing to cap
-		}
-		return nil, fmt.Errorf("decode %s v%d: %w", kmsg.NameForKey(e.key), e.version, err)
-	}
-	var changed bool
-	if av, ok := resp.(*kmsg.ApiVersionsResponse); ok {
-		changed = protocol.CapVersions(av, decodes)
-	} else if changed, err = protocol.RewriteAddresses(resp, c.p.addrs); err != nil {
-		return nil, err
-	}
-	if !changed {
-		return nil, nil
-	}
-	out = append(out, 0, 0, 0, 0)
-	out = append(out, frame[:hlen]...)
-	out = resp.AppendTo(out)
-	binary.BigEndian.PutUint32(out, uint32(len(out)-protocol.SizeLen))
-	return out, nil
-}
-
-// decodes reports whether the proxy decodes requests or responses of key,
-// and so must keep clients at versions kmsg knows.
-func decodes(key int16) bool {
-	if key == 0 || key == 18 {
-		return true
-	}
-	return protocol.AddressKey(key)
 }
 
 // unsafeReader is implemented by every kmsg message: decoding that aliases

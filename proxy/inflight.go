@@ -1,6 +1,10 @@
 package proxy
 
-import "time"
+import (
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
 
 // inflight is one request forwarded upstream whose response is awaited. A
 // connection's in-flight requests form a FIFO (a buffered channel): Kafka
@@ -20,4 +24,11 @@ type inflight struct {
 	// raw: a SASL v0 token (after SaslHandshake v0): neither it nor its
 	// response carry a Kafka header.
 	raw bool
+
+	// For requests the tee observes: the decoded request, the client id,
+	// and the frame buffer the request aliases (a Produce request's
+	// batches), returned to the pool once the tee has seen the response.
+	req      kmsg.Request
+	clientID string
+	owned    *[]byte
 }

@@ -86,6 +86,10 @@ type Options struct {
 
 	// Metrics receives counters and latencies. Default: discarded.
 	Metrics Metrics
+
+	// Tee, when set, observes the exchanges of the API keys it lists (see
+	// Tee). Default nil: nothing is observed.
+	Tee Tee
 }
 
 // EnsureDefaults fills in zero fields with their defaults. It returns o so

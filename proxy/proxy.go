@@ -32,6 +32,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/amber-kafka/amber/protocol"
 )
 
 // Proxy forwards Kafka connections to an upstream cluster. Create it with
@@ -40,6 +42,9 @@ type Proxy struct {
 	opts  Options
 	log   *zap.Logger
 	addrs *addrMap
+
+	// teeKeys[k] is set for the API keys Options.Tee observes.
+	teeKeys [protocol.MaxKey]bool
 
 	wg sync.WaitGroup // accept loops and connection goroutines
 
@@ -60,6 +65,13 @@ func New(opts Options) (*Proxy, error) {
 		return nil, err
 	}
 	p := &Proxy{opts: opts, log: opts.Logger.With(zap.String("component", "proxy"))}
+	if opts.Tee != nil {
+		for _, k := range opts.Tee.Keys() {
+			if k >= 0 && int(k) < protocol.MaxKey {
+				p.teeKeys[k] = true
+			}
+		}
+	}
 	p.mu.conns = make(map[*conn]struct{})
 	p.addrs = newAddrMap(p)
 	return p, nil
@@ -274,4 +286,19 @@ func (p *Proxy) conns() []*conn {
 		out = append(out, c)
 	}
 	return out
+}
+
+// decodes reports whether the proxy decodes requests or responses of key,
+// and so must keep clients at versions kmsg knows: Produce (for acks),
+// ApiVersions, address-bearing responses, and whatever the tee observes.
+func (p *Proxy) decodes(key int16) bool {
+	if key == 0 || key == 18 || protocol.AddressKey(key) {
+		return true
+	}
+	return key >= 0 && int(key) < protocol.MaxKey && p.teeKeys[key]
+}
+
+// teed reports whether the tee observes key.
+func (p *Proxy) teed(key int16) bool {
+	return p.opts.Tee != nil && key >= 0 && int(key) < protocol.MaxKey && p.teeKeys[key]
 }

@@ -1,0 +1,142 @@
+package archive
+
+import (
+	"encoding/binary"
+	"sort"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/amber-kafka/amber/protocol"
+)
+
+// PartitionCoverage is what the archive holds of one partition: the offset
+// range it covers and the holes inside it. It is the JSON `amber ls
+// --json` prints, one object per partition.
+type PartitionCoverage struct {
+	Topic       string `json:"topic"`
+	Partition   int32  `json:"partition"`
+	StartOffset int64  `json:"start_offset"`
+	EndOffset   int64  `json:"end_offset"` // exclusive
+	Records     int64  `json:"records"`
+	Batches     int64  `json:"batches"`
+	Bytes       int64  `json:"bytes"`
+	// Holes are [start, end) offset ranges inside [StartOffset,
+	// EndOffset) that the archive does not hold.
+	Holes        [][2]int64 `json:"holes"`
+	FirstAckTime time.Time  `json:"first_ack_time"`
+	LastAckTime  time.Time  `json:"last_ack_time"`
+}
+
+// coverageBuilder folds batches, given in (topic, partition, offset) order,
+// into coverage. A batch wholly inside what is already covered (another
+// writer's copy) counts once.
+type coverageBuilder struct {
+	out []PartitionCoverage
+	cur *PartitionCoverage
+}
+
+func (c *coverageBuilder) add(topic string, partition int32, base int64, h *protocol.BatchHeader, size int, ack time.Time) {
+	if c.cur == nil || c.cur.Topic != topic || c.cur.Partition != partition {
+		c.out = append(c.out, PartitionCoverage{Topic: topic, Partition: partition, StartOffset: base, EndOffset: base, Holes: [][2]int64{}})
+		c.cur = &c.out[len(c.out)-1]
+		c.cur.FirstAckTime, c.cur.LastAckTime = ack, ack
+	}
+	p := c.cur
+	end := base + h.Records()
+	if end <= p.EndOffset {
+		return // already covered
+	}
+	if base > p.EndOffset {
+		p.Holes = append(p.Holes, [2]int64{p.EndOffset, base})
+	}
+	p.EndOffset = end
+	p.Records += int64(h.NumRecords)
+	p.Batches++
+	p.Bytes += int64(size)
+	if ack.Before(p.FirstAckTime) {
+		p.FirstAckTime = ack
+	}
+	if ack.After(p.LastAckTime) {
+		p.LastAckTime = ack
+	}
+}
+
+func (c *coverageBuilder) result() []PartitionCoverage {
+	sort.SliceStable(c.out, func(i, j int) bool {
+		if c.out[i].Topic != c.out[j].Topic {
+			return c.out[i].Topic < c.out[j].Topic
+		}
+		return c.out[i].Partition < c.out[j].Partition
+	})
+	return c.out
+}
+
+// Coverage reports, per partition, what the journal holds.
+func (j *Journal) Coverage() ([]PartitionCoverage, error) {
+	var cb coverageBuilder
+	err := j.Batches(func(b *Batch) error {
+		h, err := protocol.ParseBatchHeader(b.Data)
+		if err != nil {
+			return err
+		}
+		cb.add(b.Topic, b.Partition, b.BaseOffset, &h, len(b.Data), b.AckTime)
+		return nil
+	})
+	return cb.result(), err
+}
+
+// Batches calls fn with every journaled batch in (topic, partition,
+// offset) order. The batch's Data is valid only during the call.
+func (j *Journal) Batches(fn func(*Batch) error) error {
+	it, err := j.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixBatch}, UpperBound: []byte{prefixBatch + 1}})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	var b Batch
+	for it.First(); it.Valid(); it.Next() {
+		if b.Topic, b.Partition, b.BaseOffset, err = parseBatchKey(it.Key()); err != nil {
+			return err
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return err
+		}
+		if err := decodeBatchValue(v, &b); err != nil {
+			return err
+		}
+		if err := fn(&b); err != nil {
+			return err
+		}
+	}
+	return it.Error()
+}
+
+// Events calls fn with every journaled event in order.
+func (j *Journal) Events(fn func(*Event) error) error {
+	it, err := j.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixEvent}, UpperBound: []byte{prefixEvent + 1}})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		var e Event
+		k := it.Key()
+		if len(k) != 9 {
+			return ErrFormat
+		}
+		e.Seq = binary.BigEndian.Uint64(k[1:])
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return err
+		}
+		if err := decodeEventValue(v, &e); err != nil {
+			return err
+		}
+		if err := fn(&e); err != nil {
+			return err
+		}
+	}
+	return it.Error()
+}

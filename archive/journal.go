@@ -1,0 +1,479 @@
+package archive
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"go.uber.org/zap"
+)
+
+// Defaults for JournalOptions.
+const (
+	DefaultMaxPendingBytes = 256 << 20
+	DefaultStallAfter      = 5 * time.Second
+)
+
+// JournalOptions configures a journal.
+type JournalOptions struct {
+	// Dir is the journal's directory. Required.
+	Dir string
+	// FS is the filesystem. Default vfs.Default; tests inject faults.
+	FS vfs.FS
+	// MaxPendingBytes bounds what may wait to be committed; past it
+	// Append refuses (ErrBacklogFull) rather than let memory grow while a
+	// disk is stalled. Default DefaultMaxPendingBytes (256 MiB).
+	MaxPendingBytes int64
+	// StallAfter is how long a commit may run before Health reports the
+	// journal stalled. Default DefaultStallAfter.
+	StallAfter time.Duration
+	// ReadOnly opens an existing journal for reading only (amber ls).
+	ReadOnly bool
+	// Logger receives the journal's and Pebble's logs. Default nop.
+	Logger *zap.Logger
+}
+
+// EnsureDefaults fills zero fields.
+func (o *JournalOptions) EnsureDefaults() *JournalOptions {
+	if o.FS == nil {
+		o.FS = vfs.Default
+	}
+	if o.MaxPendingBytes == 0 {
+		o.MaxPendingBytes = DefaultMaxPendingBytes
+	}
+	if o.StallAfter == 0 {
+		o.StallAfter = DefaultStallAfter
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	return o
+}
+
+// Validate reports every problem at once.
+func (o *JournalOptions) Validate() error {
+	var errs []error
+	if o.Dir == "" {
+		errs = append(errs, errors.New("journal: no directory"))
+	}
+	if o.MaxPendingBytes < 1<<20 {
+		errs = append(errs, fmt.Errorf("journal: max pending bytes %d below 1 MiB", o.MaxPendingBytes))
+	}
+	if o.StallAfter <= 0 {
+		errs = append(errs, fmt.Errorf("journal: stall-after %s not positive", o.StallAfter))
+	}
+	return errors.Join(errs...)
+}
+
+// Batch is one produced record batch as the broker acknowledged it.
+type Batch struct {
+	Topic      string
+	Partition  int32
+	BaseOffset int64 // the offset the broker assigned to the first record
+	// AckTime is when the broker's acknowledgement reached the proxy.
+	AckTime time.Time
+	// LogAppendTime is the broker's append time in Unix ms for
+	// LogAppendTime topics, else -1.
+	LogAppendTime int64
+	ClientID      string
+	// Data is the v2 record batch as the client sent it (FirstOffset 0).
+	Data []byte
+}
+
+// Event is a commit, transaction outcome or admin change.
+type Event struct {
+	Seq      uint64 // assigned by the journal, increasing
+	Time     time.Time
+	Kind     string // one of the Kind constants
+	ClientID string
+	Body     json.RawMessage
+}
+
+// JournalStats are cumulative counters.
+type JournalStats struct {
+	Batches       int64 // batches committed
+	BatchBytes    int64 // their bytes
+	Duplicates    int64 // batches already journaled (idempotent retries)
+	Events        int64 // events committed
+	Commits       int64 // group commits (each one fsync)
+	CommitErrors  int64 // failed group commits; their entries are lost
+	Refused       int64 // appends refused: backlog full, failed or closed
+	PendingBytes  int64 // bytes waiting to be committed now
+	CommitNanos   int64 // total time in commits
+	LastCommitErr string
+}
+
+// Journal is the proxy's local, append-only, fsynced store of what it
+// tees. Appends from any goroutine are queued and committed together by
+// one writer goroutine in a single Pebble batch and fsync: a group commit
+// across every connection.
+type Journal struct {
+	opts     JournalOptions
+	log      *zap.Logger
+	db       *pebble.DB
+	writerID string
+
+	wake chan struct{} // 1-slot: something is pending
+	stop chan struct{}
+	done chan struct{}
+
+	failed      atomic.Pointer[error] // set once by a fatal store error
+	commitStart atomic.Int64          // unix ns of the running commit, 0 if none
+
+	mu struct {
+		sync.Mutex
+		batches []Batch
+		events  []Event
+		bytes   int64
+		waiters []chan error
+		closed  bool
+		lastErr error
+	}
+
+	// commitMu serialises Commit; nextSeq is the next event sequence.
+	commitMu sync.Mutex
+	nextSeq  uint64
+
+	stats struct {
+		batches, batchBytes, duplicates, events, commits, commitErrors, refused, commitNanos atomic.Int64
+	}
+}
+
+// OpenJournal opens (creating unless ReadOnly) the journal in opts.Dir,
+// recovering whatever a crash left, and starts its writer goroutine.
+func OpenJournal(opts JournalOptions) (*Journal, error) {
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	j := &Journal{
+		opts: opts,
+		log:  opts.Logger.With(zap.String("component", "journal")),
+		wake: make(chan struct{}, 1),
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
+	}
+	popts := &pebble.Options{
+		FS:                 opts.FS,
+		ReadOnly:           opts.ReadOnly,
+		ErrorIfNotExists:   opts.ReadOnly,
+		Logger:             pebbleLogger{j: j, log: j.log.Sugar()},
+		MemTableSize:       64 << 20,
+		BytesPerSync:       1 << 20,
+		FormatMajorVersion: pebble.FormatNewest,
+		EventListener: &pebble.EventListener{
+			BackgroundError: func(err error) { j.log.Error("journal background error", zap.Error(err)) },
+			WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
+				j.log.Warn("journal write stall: the disk is not keeping up", zap.String("reason", info.Reason))
+			},
+		},
+	}
+	db, err := pebble.Open(opts.Dir, popts)
+	if err != nil {
+		if isLockErr(err) {
+			return nil, fmt.Errorf("%w: %s (a running proxy holds it; stop it or read the archive instead)", ErrInUse, opts.Dir)
+		}
+		return nil, fmt.Errorf("open journal %s: %w", opts.Dir, err)
+	}
+	j.db = db
+	if err := j.checkFormat(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := j.recoverSeq(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if opts.ReadOnly {
+		close(j.done)
+		return j, nil
+	}
+	go j.loop()
+	return j, nil
+}
+
+func isLockErr(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "resource temporarily unavailable") || strings.Contains(s, "lock held")
+}
+
+func (j *Journal) checkFormat() error {
+	key := []byte{prefixMeta, 'f', 'o', 'r', 'm', 'a', 't'}
+	v, closer, err := j.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		if j.opts.ReadOnly {
+			return nil
+		}
+		return j.db.Set(key, []byte{journalFormat}, pebble.Sync)
+	}
+	if err != nil {
+		return fmt.Errorf("read journal format: %w", err)
+	}
+	defer closer.Close()
+	if len(v) != 1 || v[0] != journalFormat {
+		return fmt.Errorf("%w: journal format %x, this amber reads %d: use a newer amber", ErrFormat, v, journalFormat)
+	}
+	return nil
+}
+
+func (j *Journal) recoverSeq() error {
+	it, err := j.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixEvent}, UpperBound: []byte{prefixEvent + 1}})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	if it.Last() {
+		k := it.Key()
+		if len(k) != 9 {
+			return fmt.Errorf("%w: event key %x", ErrFormat, k)
+		}
+		j.nextSeq = binary.BigEndian.Uint64(k[1:]) + 1
+	}
+	return it.Error()
+}
+
+// Append queues batches and events for the next group commit and returns
+// a channel that receives the commit's outcome. It never blocks: with more
+// than MaxPendingBytes waiting, or a failed or closed journal, it refuses.
+// Batch data is copied into the commit only when it runs, so callers must
+// not reuse it until the channel delivers.
+func (j *Journal) Append(batches []Batch, events []Event) (<-chan error, error) {
+	if errp := j.failed.Load(); errp != nil {
+		j.stats.refused.Add(1)
+		return nil, *errp
+	}
+	var size int64
+	for i := range batches {
+		size += int64(len(batches[i].Data) + len(batches[i].Topic) + 64)
+	}
+	for i := range events {
+		size += int64(len(events[i].Body) + 64)
+	}
+	j.mu.Lock()
+	switch {
+	case j.mu.closed:
+		j.mu.Unlock()
+		j.stats.refused.Add(1)
+		return nil, ErrClosed
+	case j.mu.bytes+size > j.opts.MaxPendingBytes && j.mu.bytes > 0:
+		j.mu.Unlock()
+		j.stats.refused.Add(1)
+		return nil, fmt.Errorf("%w: %d bytes waiting", ErrBacklogFull, j.mu.bytes)
+	}
+	j.mu.batches = append(j.mu.batches, batches...)
+	j.mu.events = append(j.mu.events, events...)
+	j.mu.bytes += size
+	ch := make(chan error, 1)
+	j.mu.waiters = append(j.mu.waiters, ch)
+	j.mu.Unlock()
+	select {
+	case j.wake <- struct{}{}:
+	default:
+	}
+	return ch, nil
+}
+
+// loop commits whatever is pending each time it is woken.
+func (j *Journal) loop() {
+	defer close(j.done)
+	for {
+		select {
+		case <-j.wake:
+			j.Commit()
+		case <-j.stop:
+			j.Commit()
+			return
+		}
+	}
+}
+
+// Commit writes everything pending in one Pebble batch with one fsync and
+// tells every waiter the outcome. It is the loop's step; tests call it to
+// commit by hand.
+func (j *Journal) Commit() error {
+	j.commitMu.Lock()
+	defer j.commitMu.Unlock()
+	j.mu.Lock()
+	batches, events, waiters := j.mu.batches, j.mu.events, j.mu.waiters
+	j.mu.batches, j.mu.events, j.mu.waiters = nil, nil, nil
+	j.mu.bytes = 0
+	j.mu.Unlock()
+	if len(waiters) == 0 {
+		return nil
+	}
+	err := j.commit(batches, events)
+	for _, w := range waiters {
+		w <- err
+	}
+	j.mu.Lock()
+	j.mu.lastErr = err
+	j.mu.Unlock()
+	if err != nil {
+		j.stats.commitErrors.Add(1)
+		j.log.Error("journal commit failed: these batches are not journaled and will show as holes", zap.Int("batches", len(batches)), zap.Int("events", len(events)), zap.Error(err))
+	}
+	return err
+}
+
+func (j *Journal) commit(batches []Batch, events []Event) error {
+	if errp := j.failed.Load(); errp != nil {
+		return *errp
+	}
+	wb := j.db.NewBatch()
+	defer wb.Close()
+	var (
+		val       []byte
+		seen      = make(map[string]struct{}, len(batches))
+		committed int64
+		bytes     int64
+		dups      int64
+	)
+	for i := range batches {
+		b := &batches[i]
+		key := batchKey(b.Topic, b.Partition, b.BaseOffset)
+		if _, ok := seen[string(key)]; ok {
+			dups++
+			continue
+		}
+		seen[string(key)] = struct{}{}
+		if _, closer, err := j.db.Get(key); err == nil {
+			closer.Close()
+			dups++ // an idempotent retry the broker acknowledged at the same offset
+			continue
+		} else if !errors.Is(err, pebble.ErrNotFound) {
+			return fmt.Errorf("check batch %s/%d@%d: %w", b.Topic, b.Partition, b.BaseOffset, err)
+		}
+		val = appendBatchValue(val[:0], b)
+		if err := wb.Set(key, val, nil); err != nil {
+			return err
+		}
+		committed++
+		bytes += int64(len(b.Data))
+	}
+	seq := j.nextSeq
+	for i := range events {
+		val = appendEventValue(val[:0], &events[i])
+		if err := wb.Set(eventKey(seq), val, nil); err != nil {
+			return err
+		}
+		seq++
+	}
+	start := time.Now()
+	j.commitStart.Store(start.UnixNano())
+	err := wb.Commit(pebble.Sync)
+	j.commitStart.Store(0)
+	j.stats.commitNanos.Add(int64(time.Since(start)))
+	if err != nil {
+		return fmt.Errorf("commit journal: %w", err)
+	}
+	j.nextSeq = seq
+	j.stats.commits.Add(1)
+	j.stats.batches.Add(committed)
+	j.stats.batchBytes.Add(bytes)
+	j.stats.duplicates.Add(dups)
+	j.stats.events.Add(int64(len(events)))
+	return nil
+}
+
+// Health returns nil while the journal works, else what is wrong: failed,
+// a commit stalled past StallAfter, or the last commit's error.
+func (j *Journal) Health() error {
+	if errp := j.failed.Load(); errp != nil {
+		return *errp
+	}
+	if start := j.commitStart.Load(); start != 0 {
+		if d := time.Since(time.Unix(0, start)); d > j.opts.StallAfter {
+			return fmt.Errorf("journal commit stalled for %s: the disk under %s is slow, full or hung", d.Round(time.Second), j.opts.Dir)
+		}
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.mu.closed {
+		return ErrClosed
+	}
+	return j.mu.lastErr
+}
+
+// Stats returns the journal's counters.
+func (j *Journal) Stats() JournalStats {
+	s := JournalStats{
+		Batches:      j.stats.batches.Load(),
+		BatchBytes:   j.stats.batchBytes.Load(),
+		Duplicates:   j.stats.duplicates.Load(),
+		Events:       j.stats.events.Load(),
+		Commits:      j.stats.commits.Load(),
+		CommitErrors: j.stats.commitErrors.Load(),
+		Refused:      j.stats.refused.Load(),
+		CommitNanos:  j.stats.commitNanos.Load(),
+	}
+	j.mu.Lock()
+	s.PendingBytes = j.mu.bytes
+	if j.mu.lastErr != nil {
+		s.LastCommitErr = j.mu.lastErr.Error()
+	}
+	j.mu.Unlock()
+	return s
+}
+
+// Dir is the journal's directory.
+func (j *Journal) Dir() string { return j.opts.Dir }
+
+// Close commits what is pending and closes the store. A failed journal's
+// store is abandoned, not closed: its writer may be parked inside Pebble.
+// Safe to call twice.
+func (j *Journal) Close() error {
+	j.mu.Lock()
+	if j.mu.closed {
+		j.mu.Unlock()
+		return nil
+	}
+	j.mu.closed = true
+	j.mu.Unlock()
+	if !j.opts.ReadOnly {
+		close(j.stop)
+		select {
+		case <-j.done:
+		case <-time.After(j.opts.StallAfter):
+			if j.failed.Load() == nil {
+				j.fail(fmt.Errorf("journal close: the last commit did not finish within %s", j.opts.StallAfter))
+			}
+		}
+	}
+	if errp := j.failed.Load(); errp != nil {
+		return *errp
+	}
+	return j.db.Close()
+}
+
+// fail marks the journal failed for good: every later Append is refused and
+// Health reports err until the process restarts.
+func (j *Journal) fail(err error) {
+	err = fmt.Errorf("%w: %v (restart the proxy once the disk under %s is fixed; holes will be backfilled)", ErrFailed, err, j.opts.Dir)
+	if j.failed.CompareAndSwap(nil, &err) {
+		j.log.Error("journal failed; the proxy keeps forwarding without it", zap.Error(err))
+	}
+}
+
+// pebbleLogger routes Pebble's logs to zap. Pebble calls Fatalf where it
+// cannot continue (a failed WAL write leaves its commit pipeline broken);
+// its default exits the process. Here the journal is marked failed and the
+// calling goroutine is parked for good instead: Pebble never runs past its
+// fatal error, and the proxy keeps forwarding without a journal.
+type pebbleLogger struct {
+	j   *Journal
+	log *zap.SugaredLogger
+}
+
+func (l pebbleLogger) Infof(format string, args ...any)  { l.log.Debugf(format, args...) }
+func (l pebbleLogger) Errorf(format string, args ...any) { l.log.Errorf(format, args...) }
+func (l pebbleLogger) Fatalf(format string, args ...any) {
+	l.j.fail(fmt.Errorf(format, args...))
+	select {}
+}

@@ -1,0 +1,142 @@
+package archive
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"time"
+)
+
+// The journal is one Pebble database. Keys sort so that a partition's
+// batches are contiguous and in offset order, and events in arrival order.
+// The prefixes, layouts and version bytes below are part of the format.
+//
+//	batch key    'b' | topic | 0x00 | partition uint32 BE | base offset uint64 BE
+//	event key    'e' | sequence uint64 BE
+//	meta key     'm' | name          ("m" "format" → one byte: journalFormat)
+//
+// Kafka topic names are [a-zA-Z0-9._-], so 0x00 cannot occur in a topic.
+//
+//	batch value
+//	+------+-----------+---------------+-------------+----------+--------------+
+//	| 0x01 | ack time  | append time   | client id   | client   | record batch |
+//	| ver  | int64 BE  | int64 BE      | length      | id bytes | as the client|
+//	|      | unix µs   | unix ms or -1 | uvarint     |          | sent it      |
+//	+------+-----------+---------------+-------------+----------+--------------+
+//
+// The record batch is kept byte for byte as the client sent it: its
+// FirstOffset is 0 (the key holds the offset the broker assigned) and its
+// CRC is the client's. Append time is the broker's LogAppendTime for
+// topics that use it, else -1.
+//
+//	event value
+//	+------+-----------+-------------+------+-------------+--------+----------+
+//	| 0x01 | time      | kind length | kind | client id   | client | body     |
+//	| ver  | int64 BE  | uvarint     |      | len uvarint | id     | JSON     |
+//	|      | unix µs   |             |      |             |        |          |
+//	+------+-----------+-------------+------+-------------+--------+----------+
+const (
+	prefixBatch = 'b'
+	prefixEvent = 'e'
+	prefixMeta  = 'm'
+
+	batchValueV1 = 0x01
+	eventValueV1 = 0x01
+
+	// journalFormat is stored under "mformat" and checked at open.
+	journalFormat = 1
+)
+
+func batchKey(topic string, partition int32, offset int64) []byte {
+	k := make([]byte, 0, 1+len(topic)+1+4+8)
+	k = append(k, prefixBatch)
+	k = append(k, topic...)
+	k = append(k, 0)
+	k = binary.BigEndian.AppendUint32(k, uint32(partition))
+	return binary.BigEndian.AppendUint64(k, uint64(offset))
+}
+
+// partitionPrefix is the key prefix of a partition's batches.
+func partitionPrefix(topic string, partition int32) []byte {
+	k := make([]byte, 0, 1+len(topic)+1+4)
+	k = append(k, prefixBatch)
+	k = append(k, topic...)
+	k = append(k, 0)
+	return binary.BigEndian.AppendUint32(k, uint32(partition))
+}
+
+func parseBatchKey(k []byte) (topic string, partition int32, offset int64, err error) {
+	if len(k) < 1+1+12 || k[0] != prefixBatch {
+		return "", 0, 0, fmt.Errorf("%w: batch key %x", ErrFormat, k)
+	}
+	i := bytes.IndexByte(k[1:], 0)
+	if i < 0 || len(k) != 1+i+1+12 {
+		return "", 0, 0, fmt.Errorf("%w: batch key %x", ErrFormat, k)
+	}
+	rest := k[1+i+1:]
+	return string(k[1 : 1+i]), int32(binary.BigEndian.Uint32(rest)), int64(binary.BigEndian.Uint64(rest[4:])), nil
+}
+
+func eventKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{prefixEvent}, seq)
+}
+
+func appendBatchValue(dst []byte, b *Batch) []byte {
+	dst = append(dst, batchValueV1)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(b.AckTime.UnixMicro()))
+	dst = binary.BigEndian.AppendUint64(dst, uint64(b.LogAppendTime))
+	dst = binary.AppendUvarint(dst, uint64(len(b.ClientID)))
+	dst = append(dst, b.ClientID...)
+	return append(dst, b.Data...)
+}
+
+// decodeBatchValue fills b's value fields from v. b.Data aliases v.
+func decodeBatchValue(v []byte, b *Batch) error {
+	if len(v) < 1+16+1 || v[0] != batchValueV1 {
+		return fmt.Errorf("%w: batch value version %x", ErrFormat, v[:min(1, len(v))])
+	}
+	b.AckTime = time.UnixMicro(int64(binary.BigEndian.Uint64(v[1:]))).UTC()
+	b.LogAppendTime = int64(binary.BigEndian.Uint64(v[9:]))
+	n, w := binary.Uvarint(v[17:])
+	if w <= 0 || uint64(len(v)-17-w) < n {
+		return fmt.Errorf("%w: batch value client id", ErrFormat)
+	}
+	b.ClientID = string(v[17+w : 17+w+int(n)])
+	b.Data = v[17+w+int(n):]
+	return nil
+}
+
+func appendEventValue(dst []byte, e *Event) []byte {
+	dst = append(dst, eventValueV1)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(e.Time.UnixMicro()))
+	dst = binary.AppendUvarint(dst, uint64(len(e.Kind)))
+	dst = append(dst, e.Kind...)
+	dst = binary.AppendUvarint(dst, uint64(len(e.ClientID)))
+	dst = append(dst, e.ClientID...)
+	return append(dst, e.Body...)
+}
+
+func decodeEventValue(v []byte, e *Event) error {
+	if len(v) < 1+8 || v[0] != eventValueV1 {
+		return fmt.Errorf("%w: event value version", ErrFormat)
+	}
+	e.Time = time.UnixMicro(int64(binary.BigEndian.Uint64(v[1:]))).UTC()
+	rest := v[9:]
+	str := func() (string, bool) {
+		n, w := binary.Uvarint(rest)
+		if w <= 0 || uint64(len(rest)-w) < n {
+			return "", false
+		}
+		s := string(rest[w : w+int(n)])
+		rest = rest[w+int(n):]
+		return s, true
+	}
+	var ok1, ok2 bool
+	e.Kind, ok1 = str()
+	e.ClientID, ok2 = str()
+	if !ok1 || !ok2 {
+		return fmt.Errorf("%w: event value", ErrFormat)
+	}
+	e.Body = append([]byte(nil), rest...)
+	return nil
+}

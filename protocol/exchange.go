@@ -1,0 +1,19 @@
+package protocol
+
+import (
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Exchange is one request and its response as a proxy tee sees them. It
+// lives here, not in proxy, so that what implements a tee (the archive)
+// depends on the protocol and never on the proxy.
+type Exchange struct {
+	ClientID string
+	Request  kmsg.Request
+	Response kmsg.Response // nil for a Produce request with acks=0
+	// Acked is when the response arrived from the broker (for acks=0,
+	// when the request was forwarded).
+	Acked time.Time
+}

@@ -1,0 +1,60 @@
+package proxy
+
+import (
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/amber-kafka/amber/protocol"
+)
+
+// process handles a response the proxy decodes: it shows it to the tee if
+// the tee observes the request, caps ApiVersions, and rewrites broker
+// addresses. It returns the new frame with its size prefix appended to out,
+// or nil if the response goes out as the broker sent it, and the tee's wait
+// function, if any, to call before the response is written.
+func (c *conn) process(e inflight, frame, out []byte) ([]byte, func(), error) {
+	hlen, err := protocol.ResponseHeaderLen(e.key, e.version, frame)
+	if err != nil {
+		return nil, nil, err
+	}
+	resp := kmsg.ResponseForKey(e.key)
+	resp.SetVersion(e.version)
+	if e.key == 18 && !protocol.Known(e.key, e.version) {
+		// A newer ApiVersions than kmsg knows: decode at the newest it
+		// does, which reads every field older clients rely on.
+		resp.SetVersion(protocol.MaxVersion(18))
+	}
+	if err := resp.(unsafeReader).UnsafeReadFrom(frame[hlen:]); err != nil {
+		putFrame(e.owned)
+		if av, ok := resp.(*kmsg.ApiVersionsResponse); ok && av.ErrorCode != 0 {
+			return nil, nil, nil // an error response in v0 layout: nothing to cap
+		}
+		return nil, nil, fmt.Errorf("decode %s v%d: %w", kmsg.NameForKey(e.key), e.version, err)
+	}
+
+	var wait func()
+	if e.req != nil {
+		wait = c.p.opts.Tee.Observe(&Exchange{ClientID: e.clientID, Request: e.req, Response: resp, Acked: time.Now()})
+		putFrame(e.owned)
+	}
+
+	var changed bool
+	if av, ok := resp.(*kmsg.ApiVersionsResponse); ok {
+		changed = protocol.CapVersions(av, c.p.decodes)
+	} else if protocol.CarriesAddresses(e.key, e.version) {
+		if changed, err = protocol.RewriteAddresses(resp, c.p.addrs); err != nil {
+			return nil, wait, err
+		}
+	}
+	if !changed {
+		return nil, wait, nil
+	}
+	out = append(out, 0, 0, 0, 0)
+	out = append(out, frame[:hlen]...)
+	out = resp.AppendTo(out)
+	binary.BigEndian.PutUint32(out, uint32(len(out)-protocol.SizeLen))
+	return out, wait, nil
+}

@@ -1,0 +1,56 @@
+package proxy
+
+import (
+	"sync"
+
+	"github.com/amber-kafka/amber/protocol"
+)
+
+// Tee receives a copy of the exchanges an archive needs: produced batches
+// with the offsets the broker assigned, commits, transaction outcomes and
+// admin changes. The proxy calls it; it never imports what implements it.
+type Tee interface {
+	// Keys lists the API keys whose exchanges the tee observes. New calls
+	// it once. The proxy keeps clients at versions of these keys kmsg can
+	// decode.
+	Keys() []int16
+
+	// Observe is called on a connection's upstream goroutine when the
+	// response to a request of one of Keys has arrived, before the
+	// response is written to the client. Request and Response are decoded
+	// messages that alias the connection's buffers: they are valid only
+	// until Observe returns, so the tee copies what it keeps. A request the
+	// broker answers with no response (Produce with acks=0) is observed on
+	// the client goroutine as it is forwarded, with a nil Response.
+	//
+	// If Observe returns a wait function, the proxy calls it before the
+	// response goes to the client: it blocks until what the tee keeps of
+	// this exchange is durable. It must return within a bounded time
+	// whatever happens to the tee's storage; the response is sent when it
+	// returns, whatever the outcome.
+	Observe(x *Exchange) (wait func())
+}
+
+// Exchange is protocol.Exchange: one request and its response.
+type Exchange = protocol.Exchange
+
+// framePool recycles the buffers of requests kept until their response
+// arrives (teed Produce requests), so a busy connection does not allocate
+// a frame per request.
+var framePool = sync.Pool{New: func() any { return new([]byte) }}
+
+func getFrame(size int) *[]byte {
+	p := framePool.Get().(*[]byte)
+	if cap(*p) < size {
+		*p = make([]byte, size)
+	}
+	*p = (*p)[:size]
+	return p
+}
+
+func putFrame(p *[]byte) {
+	if p == nil || cap(*p) > 16<<20 {
+		return // let outsized buffers go
+	}
+	framePool.Put(p)
+}
