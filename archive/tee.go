@@ -122,6 +122,42 @@ func (t *Tee) Stats() TeeStats {
 	}
 }
 
+// Prepare asks the proxy to resolve, before req is forwarded, the topic
+// ids req uses that the tee has never seen in a Metadata response (a
+// client that refreshed its metadata before this proxy started sends
+// Produce v13 and OffsetCommit v10 by id only).
+func (t *Tee) Prepare(req kmsg.Request) []kmsg.Request {
+	var ids [][16]byte
+	need := func(name string, id [16]byte) {
+		if name == "" && id != ([16]byte{}) {
+			if _, ok := t.topicName("", id); !ok {
+				ids = append(ids, id)
+			}
+		}
+	}
+	switch r := req.(type) {
+	case *kmsg.ProduceRequest:
+		for _, tp := range r.Topics {
+			need(tp.Topic, tp.TopicID)
+		}
+	case *kmsg.OffsetCommitRequest:
+		for _, tp := range r.Topics {
+			need(tp.Topic, tp.TopicID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	meta := kmsg.NewPtrMetadataRequest()
+	meta.SetVersion(12) // topics by id; every broker with Produce v13 has it
+	for _, id := range ids {
+		mt := kmsg.NewMetadataRequestTopic()
+		mt.TopicID = id
+		meta.Topics = append(meta.Topics, mt)
+	}
+	return []kmsg.Request{meta}
+}
+
 // Observe records what x changed. See the proxy's Tee interface.
 func (t *Tee) Observe(x *protocol.Exchange) func() {
 	switch req := x.Request.(type) {

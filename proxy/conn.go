@@ -196,6 +196,11 @@ func (c *conn) clientLoop() (net.Conn, chan struct{}, error) {
 				c.upstreamLoop(up)
 			}()
 		}
+		if e.req != nil {
+			for _, pre := range c.p.opts.Tee.Prepare(e.req) {
+				c.sendInternal(bw, pre)
+			}
+		}
 		if expect {
 			e.start = time.Now()
 			c.pending.Add(1)
@@ -355,8 +360,10 @@ func (c *conn) upstreamLoop(up net.Conn) {
 					wait()
 				}
 			}
-			bw.Write(prefix[:])
-			bw.Write(frame)
+			if !e.internal { // the proxy's own request: its response stays here
+				bw.Write(prefix[:])
+				bw.Write(frame)
+			}
 			if cap(buf) > 1<<20 {
 				buf = nil
 			}

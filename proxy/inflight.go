@@ -31,4 +31,8 @@ type inflight struct {
 	req      kmsg.Request
 	clientID string
 	owned    *[]byte
+
+	// internal: a request the proxy sent on its own (Tee.Prepare); its
+	// response goes to the tee, never to the client.
+	internal bool
 }

@@ -1,7 +1,11 @@
 package proxy
 
 import (
+	"bufio"
 	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/amber-kafka/amber/protocol"
 )
@@ -29,6 +33,28 @@ type Tee interface {
 	// whatever happens to the tee's storage; the response is sent when it
 	// returns, whatever the outcome.
 	Observe(x *Exchange) (wait func())
+
+	// Prepare is called on the client goroutine for each request of one
+	// of Keys before it is forwarded. The requests it returns are sent
+	// upstream first, on the same connection (so with the client's
+	// authentication), and their responses are shown to Observe and never
+	// to the client. The archive uses it to resolve a topic id it has not
+	// seen (Produce v13 names topics only by id) with a Metadata request.
+	Prepare(req kmsg.Request) []kmsg.Request
+}
+
+// internalCorr is the correlation id of the proxy's own requests. Responses
+// are matched by position in the in-flight FIFO; the id only has to be one
+// the check can tell apart, and clients count up from zero.
+const internalCorr = -0x414d4252 // "AMBR", negated
+
+// sendInternal queues a request of the proxy's own ahead of the client's.
+func (c *conn) sendInternal(bw *bufio.Writer, req kmsg.Request) {
+	frame := kmsg.NewRequestFormatter(kmsg.FormatterClientID("amber-proxy")).AppendRequest(nil, req, internalCorr)
+	c.pending.Add(1)
+	c.inflight <- inflight{key: req.Key(), version: req.GetVersion(), corr: internalCorr, start: time.Now(),
+		decode: true, internal: true, req: req, clientID: "amber-proxy"}
+	bw.Write(frame)
 }
 
 // Exchange is protocol.Exchange: one request and its response.

@@ -24,6 +24,7 @@ type command struct {
 var commands = map[string]command{
 	"proxy": {"run the Kafka proxy in front of a cluster", runProxy},
 	"demo":  {"run an embedded cluster, the proxy and sample traffic", runDemo},
+	"ls":    {"list what an archive holds: partitions, offsets, times, holes", runLs},
 }
 
 // usageError is bad usage: exit code 2.

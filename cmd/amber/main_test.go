@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -99,9 +100,9 @@ func waitHTTP(t *testing.T, url string, want int) string {
 // it, the admin endpoints answer, and SIGTERM drains and exits 0.
 func TestProxyCommand(t *testing.T) {
 	c := testkit.NewCluster(t, kfake.SeedTopics(2, "t"))
-	listen, admin := freePort(t), freePort(t)
+	listen, admin, data := freePort(t), freePort(t), t.TempDir()
 	cmd, out := startAmber(t, "proxy", "--upstream", strings.Join(c.ListenAddrs(), ","), "--listen", listen,
-		"--admin-listen", admin, "--data", t.TempDir(), "--log-format", "console")
+		"--admin-listen", admin, "--data", data, "--log-format", "console")
 	waitHTTP(t, "http://"+admin+"/healthz", 200)
 	waitHTTP(t, "http://"+admin+"/readyz", 200)
 
@@ -124,6 +125,9 @@ func TestProxyCommand(t *testing.T) {
 		`amber_proxy_request_duration_seconds_bucket{api="Produce"`,
 		`amber_proxy_response_bytes_total{api="Produce"}`,
 		`amber_proxy_connections_total`,
+		`amber_journal_batches_total 10`,
+		`amber_journal_healthy 1`,
+		`amber_tee_batches_total 10`,
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
@@ -145,6 +149,32 @@ func TestProxyCommand(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "draining") {
 		t.Errorf("no drain log line:\n%s", out)
+	}
+
+	// What went through is in the archive, as ls shows it.
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"ls", "--archive", data, "--json"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("ls --json: exit %d: %s", code, stderr.String())
+	}
+	var cov []map[string]any
+	if err := json.Unmarshal(stdout.Bytes(), &cov); err != nil {
+		t.Fatalf("ls --json: %v\n%s", err, stdout.String())
+	}
+	var records float64
+	for _, p := range cov {
+		for _, k := range []string{"topic", "partition", "start_offset", "end_offset", "records", "batches", "holes", "first_ack_time", "last_ack_time"} {
+			if _, ok := p[k]; !ok {
+				t.Errorf("ls --json entry lacks %q: %v", k, p)
+			}
+		}
+		records += p["records"].(float64)
+	}
+	if records != 10 {
+		t.Errorf("ls counts %v records, want 10", records)
+	}
+	stdout.Reset()
+	if code := run([]string{"ls", "--archive", "file://" + data}, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "TOPIC") {
+		t.Errorf("ls table: exit %d:\n%s%s", code, stdout.String(), stderr.String())
 	}
 }
 
@@ -175,6 +205,9 @@ func TestUsage(t *testing.T) {
 		{[]string{"proxy", "--bogus"}, 2, "flag provided but not defined"},
 		{[]string{"proxy", "--help"}, 0, "Examples:"},
 		{[]string{"demo", "--help"}, 0, "Examples:"},
+		{[]string{"ls"}, 2, "--archive is required"},
+		{[]string{"ls", "--archive", "/nonexistent/amber"}, 1, "no archive at"},
+		{[]string{"proxy", "--upstream", "a:1", "--durability", "maybe"}, 2, "want sync or async"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(tc.args, &stdout, &stderr)

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
 
+	"github.com/amber-kafka/amber/archive"
 	"github.com/amber-kafka/amber/proxy"
 )
 
@@ -44,6 +45,9 @@ type proxyConfig struct {
 	adminListen    string
 	maxFrameBytes  int
 	drainTimeout   time.Duration
+	durability     string
+	syncTimeout    time.Duration
+	maxPending     int64
 	logLevel       string
 	logFormat      string
 	clientTLS      tlsFlags
@@ -57,7 +61,10 @@ func runProxy(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.listen, "listen", proxy.DefaultListen, "bootstrap address clients use instead of the cluster's")
 	fs.StringVar(&cfg.advertiseHost, "advertise-host", "", "host written into broker addresses given to clients (default: --listen's host, or this machine's hostname for a wildcard)")
 	fs.IntVar(&cfg.brokerPortBase, "broker-port-base", 0, "first port for per-broker listeners (default: --listen's port + 1)")
-	fs.StringVar(&cfg.dataDir, "data", defaultDataDir, "directory for the proxy's local state (broker port assignments)")
+	fs.StringVar(&cfg.dataDir, "data", defaultDataDir, "directory for the proxy's local state: the journal, its writer id, broker port assignments")
+	fs.StringVar(&cfg.durability, "durability", "sync", "sync: a produce response reaches the client only once its batches are fsynced in the journal; async: at once, the journal follows")
+	fs.DurationVar(&cfg.syncTimeout, "sync-timeout", archive.DefaultSyncTimeout, "in sync mode, the longest a produce response waits for the journal before it goes anyway (the batch then may show as a hole)")
+	fs.Int64Var(&cfg.maxPending, "journal-max-pending-bytes", archive.DefaultMaxPendingBytes, "bytes that may wait for the journal before new batches are refused (and become holes)")
 	fs.StringVar(&cfg.adminListen, "admin-listen", defaultAdminListen, "address for /metrics, /healthz and /readyz; empty turns it off")
 	fs.IntVar(&cfg.maxFrameBytes, "max-frame-bytes", proxy.DefaultMaxFrameBytes, "largest request or response frame accepted")
 	fs.DurationVar(&cfg.drainTimeout, "drain-timeout", defaultDrainTimeout, "on SIGTERM, how long in-flight requests may take to finish")
@@ -82,6 +89,10 @@ func runProxy(args []string, stdout, stderr io.Writer) error {
 	if cfg.maxFrameBytes <= 0 || cfg.maxFrameBytes > 1<<30 {
 		errs = append(errs, usagef("--max-frame-bytes %d: want 1..%d", cfg.maxFrameBytes, 1<<30))
 	}
+	durability, err := archive.ParseDurability(cfg.durability)
+	if err != nil {
+		errs = append(errs, usageError{err})
+	}
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
@@ -100,6 +111,27 @@ func runProxy(args []string, stdout, stderr io.Writer) error {
 		Logger:         log,
 		Metrics:        newProxyMetrics(reg),
 	}
+	// Validate before anything is created on disk.
+	if err := opts.EnsureDefaults().Validate(); err != nil {
+		return usageError{err}
+	}
+
+	writerID, err := archive.LoadWriterID(cfg.dataDir)
+	if err != nil {
+		return err
+	}
+	journal, err := archive.OpenJournal(archive.JournalOptions{
+		Dir: filepath.Join(cfg.dataDir, "journal"), MaxPendingBytes: cfg.maxPending, StallAfter: cfg.syncTimeout, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	defer journal.Close()
+	tee := archive.NewTee(journal, archive.TeeOptions{Durability: durability, SyncTimeout: cfg.syncTimeout, Logger: log})
+	log.Info("journal open", zap.String("dir", journal.Dir()), zap.String("writer_id", writerID), zap.Stringer("durability", durability))
+
+	opts.Tee = tee
+	registerArchiveMetrics(reg, journal, tee)
 	p, err := proxy.New(opts)
 	if err != nil {
 		return usageError{err}
@@ -109,7 +141,10 @@ func runProxy(args []string, stdout, stderr io.Writer) error {
 	}
 	var admin *adminServer
 	if cfg.adminListen != "" {
-		admin, err = startAdmin(cfg.adminListen, reg, []readyCheck{{"upstream cluster", p.Ready}}, log)
+		admin, err = startAdmin(cfg.adminListen, reg, []readyCheck{
+			{"journal", func(context.Context) error { return journal.Health() }},
+			{"upstream cluster", p.Ready},
+		}, log)
 		if err != nil {
 			p.Close()
 			return err
@@ -140,6 +175,9 @@ func runProxy(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		log.Warn("drain cut short; connections closed with requests in flight", zap.Error(err))
 		return fmt.Errorf("drain: %w", err)
+	}
+	if err := journal.Close(); err != nil {
+		return fmt.Errorf("close journal: %w", err)
 	}
 	log.Info("stopped")
 	return nil
