@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"sort"
 	"testing"
 	"time"
 
@@ -63,6 +64,19 @@ func ctx(t *testing.T) context.Context {
 // client), and that coverage has holes only there.
 func assertJournalMatchesCluster(t *testing.T, e *teed, topic string, partitions int32) (journaled int) {
 	t.Helper()
+	journaled, missing := compareJournal(t, e, topic, partitions)
+	for _, m := range missing {
+		t.Errorf("%s: batch in the cluster, not in the journal", m)
+	}
+	return journaled
+}
+
+// compareJournal checks that every journaled batch is byte for byte the
+// cluster's at its offset and that no control batch is journaled. It
+// returns how many batches match and which client batches of the cluster
+// the journal lacks ("topic/partition@offset").
+func compareJournal(t *testing.T, e *teed, topic string, partitions int32) (journaled int, missing []string) {
+	t.Helper()
 	direct, err := kgo.NewClient(kgo.SeedBrokers(e.c.ListenAddrs()...))
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +107,7 @@ func assertJournalMatchesCluster(t *testing.T, e *teed, topic string, partitions
 				t.Errorf("%s/%d@%d: a control batch in the journal: clients never send them", topic, p, off)
 			case control:
 			case !ok:
-				t.Errorf("%s/%d@%d: batch in the cluster, not in the journal", topic, p, off)
+				missing = append(missing, fmt.Sprintf("%s/%d@%d", topic, p, off))
 			case !sameBatch(jb, cb):
 				t.Errorf("%s/%d@%d: journaled batch differs from the cluster's", topic, p, off)
 			default:
@@ -106,7 +120,8 @@ func assertJournalMatchesCluster(t *testing.T, e *teed, topic string, partitions
 			}
 		}
 	}
-	return journaled
+	sort.Strings(missing)
+	return journaled, missing
 }
 
 // sameBatch compares a batch as the client sent it with the broker's copy:
@@ -339,5 +354,44 @@ func TestTeeAdminAndCommitHistory(t *testing.T) {
 		if !bytes.Contains([]byte(kinds[kind]), []byte(want)) {
 			t.Errorf("%s: journaled %q, want it to contain %q", kind, kinds[kind], want)
 		}
+	}
+}
+
+// TestTeeAcksZeroCountedNotInvented: acks=0 batches get no response and so
+// no offsets: the tee counts them and journals nothing for them.
+func TestTeeAcksZeroCountedNotInvented(t *testing.T) {
+	e := startTeed(t, archive.Sync, kfake.SeedTopics(1, "fire"))
+	cl := e.client(t, kgo.DefaultProduceTopic("fire"), kgo.RequiredAcks(kgo.NoAck()), kgo.DisableIdempotentWrite())
+	for i := 0; i < 10; i++ {
+		if err := cl.ProduceSync(ctx(t), &kgo.Record{Value: []byte("v")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s := e.tee.Stats(); s.AcksZeroBatches == 0 || s.Batches != 0 {
+		t.Errorf("acks=0: %+v, want acks0 batches counted and none journaled", s)
+	}
+	e.j.Commit()
+	if cov := coverage(t, e.j, "fire"); len(cov) != 0 {
+		t.Errorf("acks=0 batches journaled: %+v", cov)
+	}
+}
+
+// TestTeeCompactedTopic: the journal keeps every batch as produced, even
+// after the broker compacts the topic away.
+func TestTeeCompactedTopic(t *testing.T) {
+	e := startTeed(t, archive.Sync)
+	cl := e.client(t, kgo.DefaultProduceTopic("compacted"))
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx(t), 1, 1, map[string]*string{"cleanup.policy": kadm.StringPtr("compact")}, "compacted"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 30; i++ {
+		if err := cl.ProduceSync(ctx(t), &kgo.Record{Key: fmt.Appendf(nil, "k%d", i%3), Value: fmt.Appendf(nil, "v%d", i)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.c.Compact()
+	c := coverage(t, e.j, "compacted")[0]
+	if c.StartOffset != 0 || c.EndOffset != 30 || c.Records != 30 || len(c.Holes) != 0 {
+		t.Errorf("coverage after compaction: %+v, want all 30 records", c)
 	}
 }
