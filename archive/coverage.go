@@ -30,20 +30,21 @@ type PartitionCoverage struct {
 
 // coverageBuilder folds batches, given in (topic, partition, offset) order,
 // into coverage. A batch wholly inside what is already covered (another
-// writer's copy) counts once.
+// writer's copy, or an upload repeated after a crash) counts once.
 type coverageBuilder struct {
 	out []PartitionCoverage
 	cur *PartitionCoverage
 }
 
-func (c *coverageBuilder) add(topic string, partition int32, base int64, h *protocol.BatchHeader, size int, ack time.Time) {
+func (c *coverageBuilder) add(topic string, partition int32, m BatchMeta, size int) {
+	base, ack := m.BaseOffset, m.AckTime
 	if c.cur == nil || c.cur.Topic != topic || c.cur.Partition != partition {
 		c.out = append(c.out, PartitionCoverage{Topic: topic, Partition: partition, StartOffset: base, EndOffset: base, Holes: [][2]int64{}})
 		c.cur = &c.out[len(c.out)-1]
 		c.cur.FirstAckTime, c.cur.LastAckTime = ack, ack
 	}
 	p := c.cur
-	end := base + h.Records()
+	end := base + m.Span
 	if end <= p.EndOffset {
 		return // already covered
 	}
@@ -51,7 +52,7 @@ func (c *coverageBuilder) add(topic string, partition int32, base int64, h *prot
 		p.Holes = append(p.Holes, [2]int64{p.EndOffset, base})
 	}
 	p.EndOffset = end
-	p.Records += int64(h.NumRecords)
+	p.Records += m.Records
 	p.Batches++
 	p.Bytes += int64(size)
 	if ack.Before(p.FirstAckTime) {
@@ -80,7 +81,7 @@ func (j *Journal) Coverage() ([]PartitionCoverage, error) {
 		if err != nil {
 			return err
 		}
-		cb.add(b.Topic, b.Partition, b.BaseOffset, &h, len(b.Data), b.AckTime)
+		cb.add(b.Topic, b.Partition, BatchMeta{BaseOffset: b.BaseOffset, Span: h.Records(), Records: int64(h.NumRecords), AckTime: b.AckTime}, len(b.Data))
 		return nil
 	})
 	return cb.result(), err

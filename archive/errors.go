@@ -16,4 +16,6 @@ var (
 	ErrFormat = errors.New("unknown journal entry format")
 	// ErrInUse is returned when another process holds the journal.
 	ErrInUse = errors.New("journal in use by another process")
+
+	errStop = errors.New("stop iteration")
 )

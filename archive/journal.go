@@ -31,6 +31,11 @@ type JournalOptions struct {
 	// Append refuses (ErrBacklogFull) rather than let memory grow while a
 	// disk is stalled. Default DefaultMaxPendingBytes (256 MiB).
 	MaxPendingBytes int64
+	// MaxBacklogBytes bounds the batches journaled but not yet uploaded
+	// to the archive; past it Append refuses new batches (they become
+	// holes for the backfiller) rather than fill the disk while the
+	// object store is down. 0: no bound.
+	MaxBacklogBytes int64
 	// StallAfter is how long a commit may run before Health reports the
 	// journal stalled. Default DefaultStallAfter.
 	StallAfter time.Duration
@@ -141,6 +146,11 @@ type Journal struct {
 	commitMu sync.Mutex
 	nextSeq  uint64
 
+	// backlog is the bytes of batches journaled and not yet uploaded;
+	// uploadMu serialises uploads (Uploader) against each other.
+	backlog  atomic.Int64
+	uploadMu sync.Mutex
+
 	stats struct {
 		batches, batchBytes, duplicates, events, commits, commitErrors, refused, commitNanos atomic.Int64
 	}
@@ -205,7 +215,7 @@ func isLockErr(err error) bool {
 }
 
 func (j *Journal) checkFormat() error {
-	key := []byte{prefixMeta, 'f', 'o', 'r', 'm', 'a', 't'}
+	key := metaKey("format")
 	v, closer, err := j.db.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		if j.opts.ReadOnly {
@@ -223,7 +233,14 @@ func (j *Journal) checkFormat() error {
 	return nil
 }
 
+// recoverSeq finds the next event sequence (the larger of the one kept in
+// meta and the last event key's successor) and the upload backlog.
 func (j *Journal) recoverSeq() error {
+	seq, err := j.metaUint64("evseq")
+	if err != nil {
+		return err
+	}
+	j.nextSeq = seq
 	it, err := j.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixEvent}, UpperBound: []byte{prefixEvent + 1}})
 	if err != nil {
 		return err
@@ -234,10 +251,39 @@ func (j *Journal) recoverSeq() error {
 		if len(k) != 9 {
 			return fmt.Errorf("%w: event key %x", ErrFormat, k)
 		}
-		j.nextSeq = binary.BigEndian.Uint64(k[1:]) + 1
+		j.nextSeq = max(j.nextSeq, binary.BigEndian.Uint64(k[1:])+1)
 	}
-	return it.Error()
+	if err := it.Error(); err != nil {
+		return err
+	}
+	var backlog int64
+	err = j.Batches(func(b *Batch) error {
+		backlog += int64(len(b.Data))
+		return nil
+	})
+	j.backlog.Store(backlog)
+	return err
 }
+
+func metaKey(name string) []byte { return append([]byte{prefixMeta}, name...) }
+
+func (j *Journal) metaUint64(name string) (uint64, error) {
+	v, closer, err := j.db.Get(metaKey(name))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer closer.Close()
+	if len(v) != 8 {
+		return 0, fmt.Errorf("%w: meta %s", ErrFormat, name)
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// BacklogBytes is the bytes of batches journaled and not yet uploaded.
+func (j *Journal) BacklogBytes() int64 { return j.backlog.Load() }
 
 // Append queues batches and events for the next group commit and returns
 // a channel that receives the commit's outcome. It never blocks: with more
@@ -248,6 +294,10 @@ func (j *Journal) Append(batches []Batch, events []Event) (<-chan error, error) 
 	if errp := j.failed.Load(); errp != nil {
 		j.stats.refused.Add(1)
 		return nil, *errp
+	}
+	if max := j.opts.MaxBacklogBytes; max > 0 && len(batches) > 0 && j.backlog.Load() >= max {
+		j.stats.refused.Add(1)
+		return nil, fmt.Errorf("%w: %d bytes wait for upload, the cap is %d: the object store is down or slow", ErrBacklogFull, j.backlog.Load(), max)
 	}
 	var size int64
 	for i := range batches {
@@ -365,6 +415,12 @@ func (j *Journal) commit(batches []Batch, events []Event) error {
 		}
 		seq++
 	}
+	if len(events) > 0 {
+		// Kept apart from the keys, which uploads delete.
+		if err := wb.Set(metaKey("evseq"), binary.BigEndian.AppendUint64(nil, seq), nil); err != nil {
+			return err
+		}
+	}
 	start := time.Now()
 	j.commitStart.Store(start.UnixNano())
 	err := wb.Commit(pebble.Sync)
@@ -374,6 +430,7 @@ func (j *Journal) commit(batches []Batch, events []Event) error {
 		return fmt.Errorf("commit journal: %w", err)
 	}
 	j.nextSeq = seq
+	j.backlog.Add(bytes)
 	j.stats.commits.Add(1)
 	j.stats.batches.Add(committed)
 	j.stats.batchBytes.Add(bytes)

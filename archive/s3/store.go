@@ -1,0 +1,281 @@
+// Package s3 is an archive.Store in an S3 bucket (AWS S3, MinIO or any
+// S3-compatible store), through minio-go.
+//
+//	s3://bucket/prefix?endpoint=http://minio:9000&region=us-east-1
+//
+// The endpoint comes from ?endpoint= or AWS_ENDPOINT_URL (default AWS);
+// credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and
+// AWS_SESSION_TOKEN, else the shared credentials file, else the instance
+// role; the region from ?region= or AWS_REGION. Custom endpoints use
+// path-style addressing.
+//
+// Put is a conditional PUT (If-None-Match: *), so an object is never
+// overwritten: in a bucket with versioning and object lock each key keeps
+// one version. Objects are sent in one PUT with a Content-MD5, which object
+// lock requires.
+package s3
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/amber-kafka/amber/archive"
+)
+
+// Options locate a bucket prefix and say how to reach it.
+type Options struct {
+	// Endpoint is host:port or a URL; "" means AWS S3.
+	Endpoint string
+	Bucket   string
+	// Prefix is prepended to every key (no leading or trailing slash).
+	Prefix string
+	Region string
+	// AccessKey, SecretKey, SessionToken; when AccessKey is empty the usual
+	// chain (environment, shared file, instance role) is used.
+	AccessKey, SecretKey, SessionToken string
+	// Transport overrides the HTTP transport (custom CAs, tests).
+	Transport http.RoundTripper
+}
+
+// ParseURL parses s3://bucket/prefix?endpoint=...&region=..., taking what
+// the URL lacks from the AWS_* environment variables through getenv.
+func ParseURL(raw string, getenv func(string) string) (Options, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "s3" || u.Host == "" {
+		return Options{}, fmt.Errorf("archive URL %q: want s3://bucket/prefix", raw)
+	}
+	o := Options{
+		Bucket:       u.Host,
+		Prefix:       strings.Trim(u.Path, "/"),
+		Endpoint:     u.Query().Get("endpoint"),
+		Region:       u.Query().Get("region"),
+		AccessKey:    getenv("AWS_ACCESS_KEY_ID"),
+		SecretKey:    getenv("AWS_SECRET_ACCESS_KEY"),
+		SessionToken: getenv("AWS_SESSION_TOKEN"),
+	}
+	if o.Endpoint == "" {
+		o.Endpoint = getenv("AWS_ENDPOINT_URL")
+	}
+	if o.Region == "" {
+		o.Region = getenv("AWS_REGION")
+	}
+	return o, nil
+}
+
+// Store is a bucket prefix.
+type Store struct {
+	c      *minio.Client
+	bucket string
+	prefix string
+	name   string
+}
+
+var _ archive.Store = (*Store)(nil)
+
+// New connects to the bucket and checks that it exists and the credentials
+// work, so that a misconfiguration is reported at start with what to fix.
+func New(ctx context.Context, o Options) (*Store, error) {
+	host, secure, custom := "s3.amazonaws.com", true, false
+	if o.Endpoint != "" {
+		custom = true
+		host = o.Endpoint
+		if u, err := url.Parse(o.Endpoint); err == nil && u.Host != "" {
+			host, secure = u.Host, u.Scheme == "https"
+		}
+	}
+	var creds *credentials.Credentials
+	if o.AccessKey != "" {
+		creds = credentials.NewStaticV4(o.AccessKey, o.SecretKey, o.SessionToken)
+	} else {
+		creds = credentials.NewChainCredentials([]credentials.Provider{
+			&credentials.EnvAWS{}, &credentials.FileAWSCredentials{}, &credentials.IAM{},
+		})
+	}
+	mo := &minio.Options{Creds: creds, Secure: secure, Region: o.Region, Transport: o.Transport}
+	if custom {
+		mo.BucketLookup = minio.BucketLookupPath
+	}
+	c, err := minio.New(host, mo)
+	if err != nil {
+		return nil, fmt.Errorf("s3 client for %s: %w", host, err)
+	}
+	s := &Store{c: c, bucket: o.Bucket, prefix: strings.Trim(o.Prefix, "/"), name: "s3://" + path.Join(o.Bucket, o.Prefix)}
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	ok, err := c.BucketExists(cctx, o.Bucket)
+	if err != nil {
+		return nil, fmt.Errorf("%s at %s: %w", s.name, host, s.explain(err))
+	}
+	if !ok {
+		return nil, fmt.Errorf("%s at %s: bucket %q does not exist: create it (with object lock enabled if the archive must be immutable) or fix the URL", s.name, host, o.Bucket)
+	}
+	return s, nil
+}
+
+func (s *Store) String() string { return s.name }
+
+func (s *Store) key(k string) string {
+	if s.prefix == "" {
+		return k
+	}
+	return s.prefix + "/" + k
+}
+
+// explain maps S3 error codes to the archive's sentinels and adds what to
+// do about credential and permission problems.
+func (s *Store) explain(err error) error {
+	if err == nil {
+		return nil
+	}
+	er := minio.ToErrorResponse(err)
+	switch er.Code {
+	case "NoSuchKey":
+		return fmt.Errorf("%w: %s", archive.ErrNotFound, er.Key)
+	case "PreconditionFailed":
+		return fmt.Errorf("%w: %v", archive.ErrExists, err)
+	case "InvalidAccessKeyId", "SignatureDoesNotMatch":
+		return fmt.Errorf("%v: check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY", err)
+	case "NoSuchBucket":
+		return fmt.Errorf("%v: create bucket %q or fix the archive URL", err, s.bucket)
+	case "AccessDenied":
+		if strings.Contains(strings.ToLower(er.Message), "worm") || strings.Contains(strings.ToLower(er.Message), "retention") || strings.Contains(strings.ToLower(er.Message), "lock") {
+			return fmt.Errorf("%w: %v", archive.ErrLocked, err)
+		}
+		return fmt.Errorf("%v: the credentials lack permission on bucket %q", err, s.bucket)
+	}
+	if er.StatusCode == http.StatusNotFound {
+		return fmt.Errorf("%w: %v", archive.ErrNotFound, err)
+	}
+	return err
+}
+
+// Put creates key; see archive.Store.
+func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) error {
+	// One PUT with Content-MD5 (object lock requires a checksum); the
+	// archive's objects are bounded in size, so buffering is fine.
+	b, ok := r.(*bytes.Reader)
+	if !ok || size < 0 {
+		buf, err := io.ReadAll(r)
+		if err != nil {
+			return err
+		}
+		b, size = bytes.NewReader(buf), int64(len(buf))
+	}
+	opts := minio.PutObjectOptions{DisableMultipart: true, SendContentMd5: true, ContentType: "application/octet-stream"}
+	opts.SetMatchETagExcept("*")
+	_, err := s.c.PutObject(ctx, s.bucket, s.key(key), b, size, opts)
+	return s.explain(err)
+}
+
+// Get opens key; see archive.Store.
+func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	return s.get(ctx, key, minio.GetObjectOptions{})
+}
+
+// GetRange opens a byte range of key; see archive.Store.
+func (s *Store) GetRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
+	var opts minio.GetObjectOptions
+	if length <= 0 {
+		return io.NopCloser(bytes.NewReader(nil)), nil
+	}
+	if err := opts.SetRange(offset, offset+length-1); err != nil {
+		return nil, err
+	}
+	return s.get(ctx, key, opts)
+}
+
+func (s *Store) get(ctx context.Context, key string, opts minio.GetObjectOptions) (io.ReadCloser, error) {
+	obj, err := s.c.GetObject(ctx, s.bucket, s.key(key), opts)
+	if err != nil {
+		return nil, s.explain(err)
+	}
+	// GetObject is lazy: Stat makes the request, so a missing object is
+	// reported here rather than on the first Read.
+	if _, err := obj.Stat(); err != nil {
+		obj.Close()
+		return nil, s.explain(err)
+	}
+	return obj, nil
+}
+
+// Stat describes key; see archive.Store.
+func (s *Store) Stat(ctx context.Context, key string) (archive.ObjectInfo, error) {
+	info, err := s.c.StatObject(ctx, s.bucket, s.key(key), minio.StatObjectOptions{})
+	if err != nil {
+		return archive.ObjectInfo{}, s.explain(err)
+	}
+	return archive.ObjectInfo{Key: key, Size: info.Size, Modified: info.LastModified}, nil
+}
+
+// List lists keys under prefix in order; see archive.Store.
+func (s *Store) List(ctx context.Context, prefix string, fn func(archive.ObjectInfo) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for obj := range s.c.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: s.key(prefix), Recursive: true}) {
+		if obj.Err != nil {
+			return s.explain(obj.Err)
+		}
+		key := obj.Key
+		if s.prefix != "" {
+			key = strings.TrimPrefix(key, s.prefix+"/")
+		}
+		if err := fn(archive.ObjectInfo{Key: key, Size: obj.Size, Modified: obj.LastModified}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Delete removes key, every version of it in a versioned bucket; an object
+// under object-lock retention returns ErrLocked. See archive.Store.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	var versions []string
+	for obj := range s.c.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: s.key(key), WithVersions: true}) {
+		if obj.Err != nil {
+			return s.explain(obj.Err)
+		}
+		if obj.Key == s.key(key) {
+			versions = append(versions, obj.VersionID)
+		}
+	}
+	var errs []error
+	for _, v := range versions {
+		if err := s.c.RemoveObject(ctx, s.bucket, s.key(key), minio.RemoveObjectOptions{VersionID: v}); err != nil {
+			errs = append(errs, s.explain(err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Versions counts the versions of key, for tests that check nothing was
+// ever overwritten.
+func (s *Store) Versions(ctx context.Context, key string) (int, error) {
+	n := 0
+	for obj := range s.c.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: s.key(key), WithVersions: true}) {
+		if obj.Err != nil {
+			return 0, s.explain(obj.Err)
+		}
+		if obj.Key == s.key(key) {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// Client is the underlying minio client, for tests that make buckets.
+func (s *Store) Client() *minio.Client { return s.c }
+
+// Getenv is os.Getenv, for ParseURL.
+var Getenv = os.Getenv
