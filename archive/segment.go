@@ -123,8 +123,12 @@ type Index struct {
 }
 
 // SegmentKey and IndexKey name a writer's seq-th upload.
-func SegmentKey(writer string, seq uint64) string { return fmt.Sprintf("v1/seg/%s/%016x.seg", writer, seq) }
-func IndexKey(writer string, seq uint64) string   { return fmt.Sprintf("v1/idx/%s/%016x.idx", writer, seq) }
+func SegmentKey(writer string, seq uint64) string {
+	return fmt.Sprintf("v1/seg/%s/%016x.seg", writer, seq)
+}
+func IndexKey(writer string, seq uint64) string {
+	return fmt.Sprintf("v1/idx/%s/%016x.idx", writer, seq)
+}
 
 var (
 	zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))

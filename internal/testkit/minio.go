@@ -128,4 +128,3 @@ func (m *MinIO) URL(bucket, prefix string) string {
 func (m *MinIO) Env() map[string]string {
 	return map[string]string{"AWS_ACCESS_KEY_ID": m.AccessKey, "AWS_SECRET_ACCESS_KEY": m.SecretKey, "AWS_REGION": "us-east-1"}
 }
-
