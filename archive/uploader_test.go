@@ -1,0 +1,336 @@
+package archive_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/amber-kafka/amber/archive"
+	"github.com/amber-kafka/amber/archive/memstore"
+)
+
+const writerA, writerB = "00000000000000aa", "00000000000000bb"
+
+func newUploader(t *testing.T, j *archive.Journal, s archive.Store, writer string, key *archive.Key) *archive.Uploader {
+	t.Helper()
+	u, err := archive.NewUploader(archive.UploaderOptions{Journal: j, Store: s, WriterID: writer, Key: key, FlushBytes: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// produceTeed produces n records of distinct values to topic through e.
+func produceTeed(t *testing.T, e *teed, topic string, n int) {
+	t.Helper()
+	cl := e.client(t, kgo.DefaultProduceTopic(topic))
+	for i := 0; i < n; i++ {
+		if err := cl.ProduceSync(ctx(t), &kgo.Record{Key: fmt.Appendf(nil, "k%d", i), Value: fmt.Appendf(nil, "secret-value-%d", i)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestUploadThenReadBack: everything journaled goes to the store in
+// segments; the journal then holds nothing; the archive's coverage is the
+// journal's; reading a partition back gives the cluster's batches byte for
+// byte and fetches only that partition's blocks.
+func TestUploadThenReadBack(t *testing.T) {
+	e := startTeed(t, archive.Sync, kfake.SeedTopics(3, "a", "b"))
+	produceTeed(t, e, "a", 200)
+	produceTeed(t, e, "b", 50)
+	before, err := e.j.Coverage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &countingStore{Store: memstore.New()}
+	u := newUploader(t, e.j, store, writerA, nil)
+	if err := u.Flush(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.j.BacklogBytes(); n != 0 {
+		t.Errorf("journal backlog %d after upload", n)
+	}
+	if after, _ := e.j.Coverage(); len(after) != 0 {
+		t.Errorf("journal still holds %d partitions after upload", len(after))
+	}
+	a, err := archive.OpenArchive(ctx(t), store, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := a.Coverage()
+	if fmt.Sprint(strip(got)) != fmt.Sprint(strip(before)) {
+		t.Errorf("archive coverage\n%v\nwant the journal's\n%v", strip(got), strip(before))
+	}
+
+	// Reading topic b fetches b's blocks only.
+	store.ranged = nil
+	direct, _ := kgo.NewClient(kgo.SeedBrokers(e.c.ListenAddrs()...))
+	defer direct.Close()
+	for p := int32(0); p < 3; p++ {
+		var offsets []int64
+		err := a.ReadPartition(ctx(t), "b", p, func(b *archive.Batch) error {
+			offsets = append(offsets, b.BaseOffset)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(offsets) == 0 {
+			continue
+		}
+	}
+	for _, r := range store.ranged {
+		if !blockOf(a, r, "b") {
+			t.Errorf("reading topic b fetched %s, which holds no b data", r)
+		}
+	}
+}
+
+func strip(cov []archive.PartitionCoverage) []string {
+	var out []string
+	for _, c := range cov {
+		out = append(out, fmt.Sprintf("%s/%d %d-%d r%d b%d holes%v", c.Topic, c.Partition, c.StartOffset, c.EndOffset, c.Records, c.Batches, c.Holes))
+	}
+	return out
+}
+
+// countingStore records ranged reads as "key@offset".
+type countingStore struct {
+	archive.Store
+	ranged []string
+}
+
+func (s *countingStore) GetRange(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
+	s.ranged = append(s.ranged, fmt.Sprintf("%s@%d", key, off))
+	return s.Store.GetRange(ctx, key, off, n)
+}
+
+func blockOf(a *archive.Archive, ref, topic string) bool {
+	for _, ix := range a.Indexes() {
+		for _, blk := range ix.Blocks {
+			if fmt.Sprintf("%s@%d", ix.Segment, blk.Offset) == ref {
+				return blk.Topic == topic
+			}
+		}
+	}
+	return false
+}
+
+// TestUploadObjectCountIndependentOfPartitions: one flush of 10,000
+// partitions writes one segment and one index.
+func TestUploadObjectCountIndependentOfPartitions(t *testing.T) {
+	j, err := archive.OpenJournal(archive.JournalOptions{Dir: filepath.Join(t.TempDir(), "j")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	var batches []archive.Batch
+	for p := int32(0); p < 10000; p++ {
+		batches = append(batches, archive.Batch{Topic: "wide", Partition: p, BaseOffset: 0, AckTime: time.Now(), LogAppendTime: -1, Data: recordBatch("v")})
+	}
+	if _, err := j.Append(batches, nil); err != nil {
+		t.Fatal(err)
+	}
+	j.Commit()
+	s := memstore.New()
+	u, err := archive.NewUploader(archive.UploaderOptions{Journal: j, Store: s, WriterID: writerA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Flush(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if s.Puts() != 2 {
+		t.Fatalf("%d objects for one flush of 10,000 partitions, want 2", s.Puts())
+	}
+	a, err := archive.OpenArchive(ctx(t), s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(a.Coverage()); n != 10000 {
+		t.Fatalf("archive covers %d partitions, want 10000", n)
+	}
+}
+
+// TestUploadRetriesWhileStoreDown: while the store fails, nothing leaves
+// the journal; once it answers, everything uploads, once.
+func TestUploadRetriesWhileStoreDown(t *testing.T) {
+	e := startTeed(t, archive.Sync, kfake.SeedTopics(1, "down"))
+	produceTeed(t, e, "down", 20)
+	s := memstore.New()
+	u := newUploader(t, e.j, s, writerA, nil)
+	s.Fail(errors.New("503 Slow Down"))
+	if err := u.Flush(ctx(t)); err == nil {
+		t.Fatal("flush to a failing store succeeded")
+	}
+	if u.Health() == nil {
+		t.Error("uploader healthy while the store fails")
+	}
+	if e.j.BacklogBytes() == 0 {
+		t.Fatal("journal dropped data while the store was down")
+	}
+	produceTeed(t, e, "down", 20)
+	s.Fail(nil)
+	if err := u.Flush(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if u.Health() != nil || e.j.BacklogBytes() != 0 {
+		t.Errorf("after recovery: health %v, backlog %d", u.Health(), e.j.BacklogBytes())
+	}
+	a, _ := archive.OpenArchive(ctx(t), s, nil)
+	if c := a.Coverage(); len(c) != 1 || c[0].Records != 40 || len(c[0].Holes) != 0 {
+		t.Fatalf("archive after recovery: %v", strip(c))
+	}
+}
+
+// failIndexOnce fails the first index PUT after the segment went in: the
+// next flush finds its own segment there and must carry on.
+type failIndexOnce struct {
+	archive.Store
+	failed bool
+}
+
+func (s *failIndexOnce) Put(ctx context.Context, key string, r io.Reader, n int64) error {
+	if strings.HasSuffix(key, ".idx") && !s.failed {
+		s.failed = true
+		return errors.New("connection reset")
+	}
+	return s.Store.Put(ctx, key, r, n)
+}
+
+func TestUploadInterruptedBetweenSegmentAndIndex(t *testing.T) {
+	e := startTeed(t, archive.Sync, kfake.SeedTopics(1, "cut"))
+	produceTeed(t, e, "cut", 10)
+	mem := memstore.New()
+	s := &failIndexOnce{Store: mem}
+	u := newUploader(t, e.j, s, writerA, nil)
+	if err := u.Flush(ctx(t)); err == nil {
+		t.Fatal("expected the index put to fail")
+	}
+	if err := u.Flush(ctx(t)); err != nil {
+		t.Fatalf("second flush: %v", err)
+	}
+	if mem.Puts() != 2 {
+		t.Errorf("%d objects, want the segment and its index once each", mem.Puts())
+	}
+	a, _ := archive.OpenArchive(ctx(t), mem, nil)
+	if c := a.Coverage(); len(c) != 1 || c[0].Records != 10 {
+		t.Fatalf("coverage %v", strip(c))
+	}
+}
+
+// TestTwoWritersCountedOnce: two writers whose journals hold copies of the
+// same batches (as a backfill and a proxy can) upload into one store;
+// coverage and reads count each batch once.
+func TestTwoWritersCountedOnce(t *testing.T) {
+	s := memstore.New()
+	for i, w := range []string{writerA, writerB} {
+		j, err := archive.OpenJournal(archive.JournalOptions{Dir: filepath.Join(t.TempDir(), w)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var bs []archive.Batch
+		for o := int64(0); o < 10; o++ {
+			if i == 1 && o < 5 {
+				continue // writer B has the second half only, plus overlap
+			}
+			bs = append(bs, archive.Batch{Topic: "shared", Partition: 0, BaseOffset: o, AckTime: time.Now(), LogAppendTime: -1, Data: recordBatch(fmt.Sprint(o))})
+		}
+		if i == 1 {
+			bs = append(bs, archive.Batch{Topic: "shared", Partition: 0, BaseOffset: 10, AckTime: time.Now(), LogAppendTime: -1, Data: recordBatch("10")})
+		}
+		j.Append(bs, nil)
+		j.Commit()
+		if err := newUploader(t, j, s, w, nil).Flush(ctx(t)); err != nil {
+			t.Fatal(err)
+		}
+		j.Close()
+	}
+	a, err := archive.OpenArchive(ctx(t), s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := a.Coverage()
+	if len(c) != 1 || c[0].Records != 11 || c[0].EndOffset != 11 || len(c[0].Holes) != 0 {
+		t.Fatalf("coverage %v, want 11 records once each", strip(c))
+	}
+	var seen []int64
+	a.ReadPartition(ctx(t), "shared", 0, func(b *archive.Batch) error {
+		seen = append(seen, b.BaseOffset)
+		return nil
+	})
+	if fmt.Sprint(seen) != "[0 1 2 3 4 5 6 7 8 9 10]" {
+		t.Fatalf("read %v", seen)
+	}
+}
+
+// TestEncryptedArchive: with a key, no object holds a produced value in
+// the clear; without the key, or with another, opening says which key id
+// is needed; with the key, the data reads back.
+func TestEncryptedArchive(t *testing.T) {
+	e := startTeed(t, archive.Sync, kfake.SeedTopics(1, "enc"))
+	produceTeed(t, e, "enc", 30)
+	key, _ := archive.NewKey(bytes.Repeat([]byte{7}, 32))
+	other, _ := archive.NewKey(bytes.Repeat([]byte{8}, 32))
+	s := memstore.New()
+	if err := newUploader(t, e.j, s, writerA, key).Flush(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	s.List(ctx(t), "", func(o archive.ObjectInfo) error {
+		rc, _ := s.Get(ctx(t), o.Key)
+		b, _ := io.ReadAll(rc)
+		if bytes.Contains(b, []byte("secret-value")) || bytes.Contains(b, []byte("enc")) {
+			t.Errorf("%s holds plaintext", o.Key)
+		}
+		return nil
+	})
+	for _, k := range []*archive.Key{nil, other} {
+		_, err := archive.OpenArchive(ctx(t), s, k)
+		if !errors.Is(err, archive.ErrWrongKey) || !strings.Contains(err.Error(), key.ID()) {
+			t.Errorf("open with key %q: %v, want ErrWrongKey naming %s", k.ID(), err, key.ID())
+		}
+	}
+	a, err := archive.OpenArchive(ctx(t), s, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	if err := a.ReadPartition(ctx(t), "enc", 0, func(b *archive.Batch) error { n++; return nil }); err != nil || n != 30 {
+		t.Fatalf("read %d batches, %v", n, err)
+	}
+}
+
+// TestCorruptObjectNamed: a flipped byte in a segment or an index is
+// reported as corruption naming the object.
+func TestCorruptObjectNamed(t *testing.T) {
+	e := startTeed(t, archive.Sync, kfake.SeedTopics(1, "c"))
+	produceTeed(t, e, "c", 10)
+	s := memstore.New()
+	if err := newUploader(t, e.j, s, writerA, nil).Flush(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	seg, idx := archive.SegmentKey(writerA, 0), archive.IndexKey(writerA, 0)
+	s.Corrupt(seg, 20)
+	a, err := archive.OpenArchive(ctx(t), s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = a.ReadPartition(ctx(t), "c", 0, func(*archive.Batch) error { return nil })
+	if !errors.Is(err, archive.ErrCorrupt) || !strings.Contains(err.Error(), seg) {
+		t.Errorf("read of a corrupted segment: %v", err)
+	}
+	s.Corrupt(idx, 12)
+	if _, err := archive.OpenArchive(ctx(t), s, nil); !errors.Is(err, archive.ErrCorrupt) || !strings.Contains(err.Error(), idx) {
+		t.Errorf("open with a corrupted index: %v", err)
+	}
+}
