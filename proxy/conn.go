@@ -129,7 +129,6 @@ func (c *conn) clientLoop() (net.Conn, chan struct{}, error) {
 		up     net.Conn
 		bw     *bufio.Writer
 		upDone chan struct{}
-		buf    []byte
 	)
 	stop := func(err error) (net.Conn, chan struct{}, error) {
 		if up != nil {
@@ -159,22 +158,20 @@ func (c *conn) clientLoop() (net.Conn, chan struct{}, error) {
 			o.Metrics.Error(-1, ReasonBadFrame)
 			return stop(err)
 		}
-		if cap(buf) < int(size) {
-			buf = make([]byte, size)
-		}
-		frame := buf[:size]
+		// fb is released once the frame is written, unless an in-flight
+		// entry takes it over.
+		fb := frames.get(int(size))
+		frame := *fb
 		if _, err := io.ReadFull(br, frame); err != nil {
 			c.log.Warn("closing client connection: request truncated", zap.Int32("size", size), zap.Error(err))
 			o.Metrics.Error(-1, ReasonBadFrame)
 			return stop(err)
 		}
 		e, expect, err := c.classify(frame)
-		if e.req != nil && e.key == 0 {
-			// The decoded Produce request aliases buf until the tee has
-			// seen its response: hand buf over and read into a new one.
-			owned := getFrame(0)
-			*owned, buf = buf, (*owned)[:0]
-			e.owned = owned
+		if e.req != nil && e.key == 0 && expect {
+			// The decoded Produce request aliases the frame until the tee
+			// has seen its response: the upstream goroutine releases it.
+			e.owned, fb = fb, nil
 		}
 		if err != nil {
 			c.log.Warn("closing client connection", zap.Int16("api_key", e.key), zap.Int16("api_version", e.version), zap.Error(err))
@@ -208,10 +205,11 @@ func (c *conn) clientLoop() (net.Conn, chan struct{}, error) {
 		} else if e.req != nil {
 			// acks=0: no response will come; the tee sees the request now.
 			c.p.opts.Tee.Observe(&Exchange{ClientID: e.clientID, Request: e.req, Acked: time.Now()})
-			putFrame(e.owned)
 		}
 		bw.Write(prefix[:])
-		if _, err := bw.Write(frame); err != nil {
+		_, err = bw.Write(frame)
+		frames.put(fb) // bw has copied or written the frame
+		if err != nil {
 			c.log.Info("closing client connection: upstream write failed", zap.Error(err))
 			o.Metrics.Error(e.key, ReasonUpstreamClosed)
 			return stop(err)
@@ -222,9 +220,6 @@ func (c *conn) clientLoop() (net.Conn, chan struct{}, error) {
 				o.Metrics.Error(e.key, ReasonUpstreamClosed)
 				return stop(err)
 			}
-		}
-		if cap(buf) > 1<<20 {
-			buf = nil // do not pin a large produce buffer on an idle connection
 		}
 	}
 }
@@ -296,7 +291,7 @@ func (c *conn) upstreamLoop(up net.Conn) {
 	o := &c.p.opts
 	br := bufio.NewReaderSize(up, o.BufferBytes)
 	bw := bufio.NewWriterSize(c.client, o.BufferBytes)
-	var buf, out []byte
+	var out []byte // a rewritten response, reused
 	for {
 		var prefix [protocol.SizeLen]byte
 		if _, err := io.ReadFull(br, prefix[:]); err != nil {
@@ -330,10 +325,8 @@ func (c *conn) upstreamLoop(up net.Conn) {
 
 		switch {
 		case e.raw || e.decode:
-			if cap(buf) < int(size) {
-				buf = make([]byte, size)
-			}
-			frame := buf[:size]
+			fb := frames.get(int(size))
+			frame := *fb
 			if _, err := io.ReadFull(br, frame); err != nil {
 				c.log.Info("closing client connection: upstream broker closed mid-response", zap.String("api", kmsg.NameForKey(e.key)), zap.Error(err))
 				o.Metrics.Error(e.key, ReasonUpstreamClosed)
@@ -364,9 +357,12 @@ func (c *conn) upstreamLoop(up net.Conn) {
 				bw.Write(prefix[:])
 				bw.Write(frame)
 			}
-			if cap(buf) > 1<<20 {
-				buf = nil
-			}
+			// Written, and the decoded response is gone. A teed request's
+			// buffer is released only now, after the tee's wait: a tee
+			// that is slow to copy what it keeps is not handed another
+			// frame's bytes.
+			frames.put(fb)
+			frames.put(e.owned)
 		default:
 			var corrb [4]byte
 			if _, err := io.ReadFull(br, corrb[:]); err != nil {

@@ -27,8 +27,16 @@ func (c *conn) process(e inflight, frame, out []byte) ([]byte, func(), error) {
 		// does, which reads every field older clients rely on.
 		resp.SetVersion(protocol.MaxVersion(18))
 	}
-	if err := resp.(unsafeReader).UnsafeReadFrom(frame[hlen:]); err != nil {
-		putFrame(e.owned)
+	// The tee may keep what a response says (the archive keeps the topic
+	// names of Metadata responses), so a response it observes is decoded
+	// with copies; those are small (acknowledgements, metadata, commits).
+	// Every other response is gone once it is written: its decode aliases
+	// the frame (a Fetch response's records are not copied).
+	read := resp.(unsafeReader).UnsafeReadFrom
+	if e.req != nil {
+		read = resp.ReadFrom
+	}
+	if err := read(frame[hlen:]); err != nil {
 		if av, ok := resp.(*kmsg.ApiVersionsResponse); ok && av.ErrorCode != 0 {
 			return nil, nil, nil // an error response in v0 layout: nothing to cap
 		}
@@ -38,7 +46,6 @@ func (c *conn) process(e inflight, frame, out []byte) ([]byte, func(), error) {
 	var wait func()
 	if e.req != nil {
 		wait = c.p.opts.Tee.Observe(&Exchange{ClientID: e.clientID, Request: e.req, Response: resp, Acked: time.Now()})
-		putFrame(e.owned)
 	}
 
 	var changed bool

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -21,9 +20,11 @@ type Tee interface {
 
 	// Observe is called on a connection's upstream goroutine when the
 	// response to a request of one of Keys has arrived, before the
-	// response is written to the client. Request and Response are decoded
-	// messages that alias the connection's buffers: they are valid only
-	// until Observe returns, so the tee copies what it keeps. A request the
+	// response is written to the client. Request is a decoded message that
+	// aliases a pooled frame buffer (a Produce request's batches are not
+	// copied): it is valid only until Observe returns, so the tee copies
+	// what it keeps of it. Response is decoded with copies and may be
+	// kept. A request the
 	// broker answers with no response (Produce with acks=0) is observed on
 	// the client goroutine as it is forwarded, with a nil Response.
 	//
@@ -59,24 +60,3 @@ func (c *conn) sendInternal(bw *bufio.Writer, req kmsg.Request) {
 
 // Exchange is protocol.Exchange: one request and its response.
 type Exchange = protocol.Exchange
-
-// framePool recycles the buffers of requests kept until their response
-// arrives (teed Produce requests), so a busy connection does not allocate
-// a frame per request.
-var framePool = sync.Pool{New: func() any { return new([]byte) }}
-
-func getFrame(size int) *[]byte {
-	p := framePool.Get().(*[]byte)
-	if cap(*p) < size {
-		*p = make([]byte, size)
-	}
-	*p = (*p)[:size]
-	return p
-}
-
-func putFrame(p *[]byte) {
-	if p == nil || cap(*p) > 16<<20 {
-		return // let outsized buffers go
-	}
-	framePool.Put(p)
-}
