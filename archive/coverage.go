@@ -75,16 +75,54 @@ func (c *coverageBuilder) result() []PartitionCoverage {
 
 // Coverage reports, per partition, what the journal holds.
 func (j *Journal) Coverage() ([]PartitionCoverage, error) {
-	var cb coverageBuilder
-	err := j.Batches(func(b *Batch) error {
-		h, err := protocol.ParseBatchHeader(b.Data)
-		if err != nil {
-			return err
+	return CombinedCoverage(nil, j)
+}
+
+// CombinedCoverage reports what an archive and a journal not yet uploaded
+// to it hold together (either may be nil), each batch counted once.
+func CombinedCoverage(a *Archive, j *Journal) ([]PartitionCoverage, error) {
+	parts := map[tp][]BatchMeta{}
+	if a != nil {
+		for k, refs := range a.partitions() {
+			for _, r := range refs {
+				parts[k] = append(parts[k], r.meta)
+			}
 		}
-		cb.add(b.Topic, b.Partition, BatchMeta{BaseOffset: b.BaseOffset, Span: h.Records(), Records: int64(h.NumRecords), AckTime: b.AckTime}, len(b.Data))
-		return nil
+	}
+	if j != nil {
+		err := j.Batches(func(b *Batch) error {
+			h, err := protocol.ParseBatchHeader(b.Data)
+			if err != nil {
+				return err
+			}
+			k := tp{b.Topic, b.Partition}
+			parts[k] = append(parts[k], BatchMeta{BaseOffset: b.BaseOffset, Span: h.Records(), Records: int64(h.NumRecords),
+				AckTime: b.AckTime, MaxTimestamp: h.MaxTimestamp, entryLen: len(b.Data)})
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	keys := make([]tp, 0, len(parts))
+	for k := range parts {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].topic != keys[j].topic {
+			return keys[i].topic < keys[j].topic
+		}
+		return keys[i].partition < keys[j].partition
 	})
-	return cb.result(), err
+	var cb coverageBuilder
+	for _, k := range keys {
+		ms := parts[k]
+		sort.SliceStable(ms, func(i, j int) bool { return ms[i].BaseOffset < ms[j].BaseOffset })
+		for _, m := range ms {
+			cb.add(k.topic, k.partition, m, m.entryLen)
+		}
+	}
+	return cb.result(), nil
 }
 
 // Batches calls fn with every journaled batch in (topic, partition,

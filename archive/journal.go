@@ -148,8 +148,9 @@ type Journal struct {
 
 	// backlog is the bytes of batches journaled and not yet uploaded;
 	// uploadMu serialises uploads (Uploader) against each other.
-	backlog  atomic.Int64
-	uploadMu sync.Mutex
+	backlog         atomic.Int64
+	uploadMu        sync.Mutex
+	closedForUpload bool // under uploadMu: Close has begun
 
 	stats struct {
 		batches, batchBytes, duplicates, events, commits, commitErrors, refused, commitNanos atomic.Int64
@@ -450,6 +451,9 @@ func (j *Journal) Health() error {
 			return fmt.Errorf("journal commit stalled for %s: the disk under %s is slow, full or hung", d.Round(time.Second), j.opts.Dir)
 		}
 	}
+	if max := j.opts.MaxBacklogBytes; max > 0 && j.backlog.Load() >= max {
+		return fmt.Errorf("%w: %d bytes wait for upload, the cap is %d: new batches are not journaled (holes for backfill) until the object store takes the backlog", ErrBacklogFull, j.backlog.Load(), max)
+	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.mu.closed {
@@ -493,6 +497,9 @@ func (j *Journal) Close() error {
 	}
 	j.mu.closed = true
 	j.mu.Unlock()
+	j.uploadMu.Lock() // let a running upload finish, and start no other
+	j.closedForUpload = true
+	j.uploadMu.Unlock()
 	if !j.opts.ReadOnly {
 		close(j.stop)
 		select {

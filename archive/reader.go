@@ -124,24 +124,8 @@ func (a *Archive) partitions() map[tp][]batchRef {
 // Coverage reports, per partition, what the archive holds, merging every
 // writer and counting overlapping copies of a batch once.
 func (a *Archive) Coverage() []PartitionCoverage {
-	var cb coverageBuilder
-	parts := a.partitions()
-	keys := make([]tp, 0, len(parts))
-	for k := range parts {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool {
-		if keys[i].topic != keys[j].topic {
-			return keys[i].topic < keys[j].topic
-		}
-		return keys[i].partition < keys[j].partition
-	})
-	for _, k := range keys {
-		for _, r := range parts[k] {
-			cb.add(k.topic, k.partition, r.meta, r.meta.entryLen)
-		}
-	}
-	return cb.result()
+	cov, _ := CombinedCoverage(a, nil) // no journal: no error
+	return cov
 }
 
 // ReadPartition calls fn with every archived batch of a partition in

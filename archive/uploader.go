@@ -63,9 +63,11 @@ type Uploader struct {
 	opts UploaderOptions
 	log  *zap.Logger
 
-	stop chan struct{}
-	done chan struct{}
-	once sync.Once
+	stop    chan struct{}
+	done    chan struct{}
+	once    sync.Once
+	stopErr error
+	started atomic.Bool
 
 	stats struct {
 		segments, objects, bytes, batchBytes, failures, consec, lastUpload atomic.Int64
@@ -108,15 +110,21 @@ func NewUploader(opts UploaderOptions) (*Uploader, error) {
 		stop: make(chan struct{}), done: make(chan struct{})}, nil
 }
 
-// Start runs the upload loop until Stop.
-func (u *Uploader) Start() { go u.loop() }
+// Start runs the upload loop until Stop. Without Start, Stop only
+// flushes.
+func (u *Uploader) Start() { u.started.Store(true); go u.loop() }
 
 // Stop ends the loop, then uploads whatever remains (the SIGTERM flush)
 // until ctx ends. Safe to call twice.
 func (u *Uploader) Stop(ctx context.Context) error {
-	u.once.Do(func() { close(u.stop) })
-	<-u.done
-	return u.Flush(ctx)
+	u.once.Do(func() {
+		close(u.stop)
+		if u.started.Load() {
+			<-u.done
+		}
+		u.stopErr = u.Flush(ctx)
+	})
+	return u.stopErr
 }
 
 // loop wakes every second and uploads when FlushBytes wait or
@@ -193,6 +201,9 @@ func (u *Uploader) uploadOne(ctx context.Context) (int, error) {
 	j := u.opts.Journal
 	j.uploadMu.Lock()
 	defer j.uploadMu.Unlock()
+	if j.closedForUpload {
+		return 0, ErrClosed
+	}
 	for {
 		seq, err := j.uploadSeq()
 		if err != nil {

@@ -9,7 +9,7 @@ import (
 // registerArchiveMetrics exposes the journal's and tee's counters. They are
 // read from the components' Stats on each scrape, so the hot path pays
 // nothing for them.
-func registerArchiveMetrics(reg prometheus.Registerer, j *archive.Journal, tee *archive.Tee) {
+func registerArchiveMetrics(reg prometheus.Registerer, j *archive.Journal, tee *archive.Tee, u *archive.Uploader) {
 	counter := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f)
 	}
@@ -22,7 +22,22 @@ func registerArchiveMetrics(reg prometheus.Registerer, j *archive.Journal, tee *
 	ts := func(f func(archive.TeeStats) int64) func() float64 {
 		return func() float64 { return float64(f(tee.Stats())) }
 	}
+	us := func(f func(archive.UploaderStats) int64) func() float64 {
+		return func() float64 { return float64(f(u.Stats())) }
+	}
 	reg.MustRegister(
+		gauge("amber_upload_backlog_bytes", "Journaled batch bytes not yet uploaded to the archive.", func() float64 { return float64(j.BacklogBytes()) }),
+		counter("amber_upload_segments_total", "Segments uploaded, each with its index.", us(func(s archive.UploaderStats) int64 { return s.Segments })),
+		counter("amber_upload_objects_total", "Objects written to the archive store.", us(func(s archive.UploaderStats) int64 { return s.Objects })),
+		counter("amber_upload_bytes_total", "Bytes written to the archive store.", us(func(s archive.UploaderStats) int64 { return s.Bytes })),
+		counter("amber_upload_failures_total", "Failed upload attempts (retried with backoff).", us(func(s archive.UploaderStats) int64 { return s.Failures })),
+		gauge("amber_upload_consecutive_failures", "Upload failures since the last success: alert when it stays above 0.", us(func(s archive.UploaderStats) int64 { return s.ConsecFailure })),
+		gauge("amber_upload_last_success_timestamp_seconds", "When the last upload succeeded.", func() float64 {
+			if t := u.Stats().LastUpload; !t.IsZero() {
+				return float64(t.UnixNano()) / 1e9
+			}
+			return 0
+		}),
 		counter("amber_journal_batches_total", "Record batches committed to the journal.", js(func(s archive.JournalStats) int64 { return s.Batches })),
 		counter("amber_journal_batch_bytes_total", "Bytes of record batches committed to the journal.", js(func(s archive.JournalStats) int64 { return s.BatchBytes })),
 		counter("amber_journal_duplicates_total", "Batches already journaled (idempotent retries), stored once.", js(func(s archive.JournalStats) int64 { return s.Duplicates })),

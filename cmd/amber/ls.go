@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -13,14 +15,16 @@ import (
 	"github.com/amber-kafka/amber/archive"
 )
 
-const lsExamples = `  amber ls --archive amber-data            # a proxy's data directory
-  amber ls --archive file:///var/lib/amber --json | jq '.[] | select(.holes != [])'`
+const lsExamples = `  amber ls --archive amber-data            # a proxy's data directory: archive + journal
+  amber ls --archive s3://backups/kafka-prod --json | jq '.[] | select(.holes != [])'
+  AWS_ENDPOINT_URL=http://minio:9000 amber ls --archive s3://backups/kafka-prod`
 
 // runLs lists, per partition, the offsets and times the archive covers and
 // the holes inside.
 func runLs(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("ls", "--archive PATH [--json]", lsExamples, stdout)
-	archiveURL := fs.String("archive", "", "the archive: a proxy's data directory (file:///DIR or a bare path) (required)")
+	fs := newFlagSet("ls", "--archive URL [--json]", lsExamples, stdout)
+	archiveURL := fs.String("archive", "", "the archive: s3://bucket/prefix, file:///dir, a path, or a proxy's data directory (its archive plus what its journal holds that is not uploaded yet) (required)")
+	keyFile := fs.String("encryption-key-file", "", "key of an encrypted archive")
 	asJSON := fs.Bool("json", false, "print a JSON array, one object per partition")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -28,18 +32,18 @@ func runLs(args []string, stdout, stderr io.Writer) error {
 	if *archiveURL == "" {
 		return usagef("--archive is required")
 	}
-	dir, err := journalDir(*archiveURL)
+	key, err := loadKey(*keyFile)
 	if err != nil {
 		return err
 	}
-	j, err := archive.OpenJournal(archive.JournalOptions{Dir: dir, ReadOnly: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cov, note, err := archiveCoverage(ctx, *archiveURL, key)
 	if err != nil {
 		return err
 	}
-	defer j.Close()
-	cov, err := j.Coverage()
-	if err != nil {
-		return fmt.Errorf("read journal %s: %w", dir, err)
+	if note != "" {
+		fmt.Fprintln(stderr, note)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -63,27 +67,43 @@ func runLs(args []string, stdout, stderr io.Writer) error {
 	return tw.Flush()
 }
 
-// journalDir finds the journal for an --archive argument. Until object
-// storage lands, an archive is a proxy's data directory; its default
-// archive path (DATA/archive) is accepted too.
-func journalDir(arg string) (string, error) {
-	if strings.HasPrefix(arg, "s3://") {
-		return "", fmt.Errorf("%s: this amber reads local archives only (a proxy's data directory)", arg)
-	}
-	path := strings.TrimPrefix(arg, "file://")
-	candidates := []string{filepath.Join(path, "journal"), path}
-	if filepath.Base(path) == "archive" {
-		candidates = append(candidates, filepath.Join(filepath.Dir(path), "journal"))
-	}
-	for _, c := range candidates {
-		if _, err := os.Stat(filepath.Join(c, "CURRENT")); err == nil {
-			return c, nil
+// archiveCoverage reads what an --archive argument holds. For a proxy's
+// data directory that is DATA/archive plus whatever the journal holds that
+// is not uploaded yet (unless a running proxy holds the journal: then a
+// note says so).
+func archiveCoverage(ctx context.Context, url string, key *archive.Key) ([]archive.PartitionCoverage, string, error) {
+	var (
+		j    *archive.Journal
+		note string
+	)
+	if dir, ok := isDataDir(url); ok {
+		url = filepath.Join(dir, "archive")
+		var err error
+		j, err = archive.OpenJournal(archive.JournalOptions{Dir: filepath.Join(dir, "journal"), ReadOnly: true})
+		switch {
+		case errors.Is(err, archive.ErrInUse):
+			note = "note: a running proxy holds the journal; what it has not uploaded yet is not shown"
+			j = nil
+		case err != nil:
+			return nil, "", err
+		default:
+			defer j.Close()
 		}
-		if matches, _ := filepath.Glob(filepath.Join(c, "MANIFEST-*")); len(matches) > 0 {
-			return c, nil
+	} else if !strings.Contains(url, "://") || strings.HasPrefix(url, "file://") {
+		if _, err := os.Stat(strings.TrimPrefix(url, "file://")); err != nil {
+			return nil, "", fmt.Errorf("no archive at %s: give an archive URL or the data directory of an amber proxy (--data)", url)
 		}
 	}
-	return "", fmt.Errorf("no archive at %s: give the data directory of an amber proxy (--data), which holds journal/", arg)
+	store, err := openStore(ctx, url)
+	if err != nil {
+		return nil, "", err
+	}
+	a, err := archive.OpenArchive(ctx, store, key)
+	if err != nil {
+		return nil, "", err
+	}
+	cov, err := archive.CombinedCoverage(a, j)
+	return cov, note, err
 }
 
 func holesSummary(holes [][2]int64) string {

@@ -48,6 +48,11 @@ type proxyConfig struct {
 	durability     string
 	syncTimeout    time.Duration
 	maxPending     int64
+	archiveURL     string
+	flushInterval  time.Duration
+	flushBytes     int
+	maxBacklog     int64
+	keyFile        string
 	logLevel       string
 	logFormat      string
 	clientTLS      tlsFlags
@@ -65,6 +70,11 @@ func runProxy(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.durability, "durability", "sync", "sync: a produce response reaches the client only once its batches are fsynced in the journal; async: at once, the journal follows")
 	fs.DurationVar(&cfg.syncTimeout, "sync-timeout", archive.DefaultSyncTimeout, "in sync mode, the longest a produce response waits for the journal before it goes anyway (the batch then may show as a hole)")
 	fs.Int64Var(&cfg.maxPending, "journal-max-pending-bytes", archive.DefaultMaxPendingBytes, "bytes that may wait for the journal before new batches are refused (and become holes)")
+	fs.StringVar(&cfg.archiveURL, "archive", "", "where the journal is uploaded: s3://bucket/prefix, file:///dir or a path (default DATA/archive)")
+	fs.DurationVar(&cfg.flushInterval, "flush-interval", archive.DefaultFlushInterval, "upload at least this often")
+	fs.IntVar(&cfg.flushBytes, "flush-bytes", archive.DefaultFlushBytes, "upload as soon as this many bytes wait; also the segment size")
+	fs.Int64Var(&cfg.maxBacklog, "max-backlog-bytes", 10<<30, "bytes that may wait for upload (object store down) before new batches are refused, become holes, and /readyz fails; 0 for no cap")
+	fs.StringVar(&cfg.keyFile, "encryption-key-file", "", "AES-256 key (32 bytes or 64 hex chars) to encrypt archive objects with")
 	fs.StringVar(&cfg.adminListen, "admin-listen", defaultAdminListen, "address for /metrics, /healthz and /readyz; empty turns it off")
 	fs.IntVar(&cfg.maxFrameBytes, "max-frame-bytes", proxy.DefaultMaxFrameBytes, "largest request or response frame accepted")
 	fs.DurationVar(&cfg.drainTimeout, "drain-timeout", defaultDrainTimeout, "on SIGTERM, how long in-flight requests may take to finish")
@@ -120,18 +130,41 @@ func runProxy(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	key, err := loadKey(cfg.keyFile)
+	if err != nil {
+		return err
+	}
+	if cfg.archiveURL == "" {
+		cfg.archiveURL = filepath.Join(cfg.dataDir, "archive")
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
+	store, err := openStore(sctx, cfg.archiveURL)
+	scancel()
+	if err != nil {
+		return fmt.Errorf("archive %s: %w", cfg.archiveURL, err)
+	}
 	journal, err := archive.OpenJournal(archive.JournalOptions{
-		Dir: filepath.Join(cfg.dataDir, "journal"), MaxPendingBytes: cfg.maxPending, StallAfter: cfg.syncTimeout, Logger: log,
+		Dir: filepath.Join(cfg.dataDir, "journal"), MaxPendingBytes: cfg.maxPending, MaxBacklogBytes: cfg.maxBacklog,
+		StallAfter: cfg.syncTimeout, Logger: log,
 	})
 	if err != nil {
 		return err
 	}
 	defer journal.Close()
+	uploader, err := archive.NewUploader(archive.UploaderOptions{
+		Journal: journal, Store: store, WriterID: writerID, FlushInterval: cfg.flushInterval, FlushBytes: cfg.flushBytes, Key: key, Logger: log,
+	})
+	if err != nil {
+		return usageError{err}
+	}
+	uploader.Start()
+	defer uploader.Stop(context.Background())
 	tee := archive.NewTee(journal, archive.TeeOptions{Durability: durability, SyncTimeout: cfg.syncTimeout, Logger: log})
-	log.Info("journal open", zap.String("dir", journal.Dir()), zap.String("writer_id", writerID), zap.Stringer("durability", durability))
+	log.Info("journal open", zap.String("dir", journal.Dir()), zap.String("writer_id", writerID), zap.Stringer("durability", durability),
+		zap.String("archive", store.String()), zap.Bool("encrypted", key != nil))
 
 	opts.Tee = tee
-	registerArchiveMetrics(reg, journal, tee)
+	registerArchiveMetrics(reg, journal, tee, uploader)
 	p, err := proxy.New(opts)
 	if err != nil {
 		return usageError{err}
@@ -175,6 +208,14 @@ func runProxy(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		log.Warn("drain cut short; connections closed with requests in flight", zap.Error(err))
 		return fmt.Errorf("drain: %w", err)
+	}
+	// Everything acknowledged is in the journal; upload it before exit.
+	journal.Commit()
+	fctx, fcancel := context.WithTimeout(context.Background(), cfg.drainTimeout)
+	ferr := uploader.Stop(fctx)
+	fcancel()
+	if ferr != nil {
+		log.Warn("final upload incomplete; the journal keeps the rest for the next start", zap.Error(ferr), zap.Int64("backlog_bytes", journal.BacklogBytes()))
 	}
 	if err := journal.Close(); err != nil {
 		return fmt.Errorf("close journal: %w", err)
