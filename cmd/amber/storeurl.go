@@ -48,4 +48,3 @@ func isDataDir(url string) (string, bool) {
 	}
 	return "", false
 }
-
