@@ -19,6 +19,8 @@ const (
 	DefaultFlushInterval = 10 * time.Second
 	DefaultFlushBytes    = 32 << 20
 	DefaultMaxBackoff    = time.Minute
+	// DefaultAttemptTimeout bounds one upload attempt.
+	DefaultAttemptTimeout = 2 * time.Minute
 )
 
 // UploaderOptions configures an Uploader.
@@ -36,6 +38,10 @@ type UploaderOptions struct {
 	// MaxBackoff caps the wait between retries while the store fails.
 	// Default DefaultMaxBackoff (1 min).
 	MaxBackoff time.Duration
+	// AttemptTimeout bounds one upload attempt, so a store that stops
+	// answering (rather than refusing) is retried, not waited on forever.
+	// Default DefaultAttemptTimeout (2 min).
+	AttemptTimeout time.Duration
 	// Key, if set, encrypts every object (AES-256-GCM).
 	Key *Key
 	// Logger, default nop.
@@ -86,6 +92,9 @@ func NewUploader(opts UploaderOptions) (*Uploader, error) {
 	}
 	if opts.MaxBackoff == 0 {
 		opts.MaxBackoff = DefaultMaxBackoff
+	}
+	if opts.AttemptTimeout == 0 {
+		opts.AttemptTimeout = DefaultAttemptTimeout
 	}
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
@@ -151,7 +160,10 @@ func (u *Uploader) loop() {
 		if !due || time.Now().Before(retryAt) {
 			continue
 		}
-		if err := u.Flush(ctx); err != nil {
+		actx, cancel := context.WithTimeout(ctx, u.opts.AttemptTimeout)
+		err := u.Flush(actx)
+		cancel()
+		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}

@@ -116,6 +116,9 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	defer cancel()
 	ok, err := c.BucketExists(cctx, o.Bucket)
 	if err != nil {
+		if v, cerr := creds.GetWithContext(nil); cerr != nil || v.AccessKeyID == "" {
+			return nil, fmt.Errorf("%s at %s: no credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or provide a shared credentials file or an instance role: %w", s.name, host, s.explain(err))
+		}
 		return nil, fmt.Errorf("%s at %s: %w", s.name, host, s.explain(err))
 	}
 	if !ok {
@@ -140,6 +143,10 @@ func (s *Store) explain(err error) error {
 		return nil
 	}
 	er := minio.ToErrorResponse(err)
+	if msg := strings.ToLower(er.Message); er.Code == "ObjectLocked" || strings.Contains(msg, "worm") ||
+		(er.Code == "AccessDenied" && (strings.Contains(msg, "retention") || strings.Contains(msg, "object lock"))) {
+		return fmt.Errorf("%w: %v", archive.ErrLocked, err)
+	}
 	switch er.Code {
 	case "NoSuchKey":
 		return fmt.Errorf("%w: %s", archive.ErrNotFound, er.Key)
@@ -150,9 +157,6 @@ func (s *Store) explain(err error) error {
 	case "NoSuchBucket":
 		return fmt.Errorf("%v: create bucket %q or fix the archive URL", err, s.bucket)
 	case "AccessDenied":
-		if strings.Contains(strings.ToLower(er.Message), "worm") || strings.Contains(strings.ToLower(er.Message), "retention") || strings.Contains(strings.ToLower(er.Message), "lock") {
-			return fmt.Errorf("%w: %v", archive.ErrLocked, err)
-		}
 		return fmt.Errorf("%v: the credentials lack permission on bucket %q", err, s.bucket)
 	}
 	if er.StatusCode == http.StatusNotFound {

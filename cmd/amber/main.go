@@ -25,6 +25,7 @@ var commands = map[string]command{
 	"proxy": {"run the Kafka proxy in front of a cluster", runProxy},
 	"demo":  {"run an embedded cluster, the proxy and sample traffic", runDemo},
 	"ls":    {"list what an archive holds: partitions, offsets, times, holes", runLs},
+	"prune": {"delete uploads acknowledged before a time (the only deletion)", runPrune},
 }
 
 // usageError is bad usage: exit code 2.

@@ -232,3 +232,5 @@ func TestDemo(t *testing.T) {
 		}
 	}
 }
+
+func netDial(addr string) (net.Conn, error) { return net.DialTimeout("tcp", addr, time.Second) }

@@ -53,6 +53,7 @@ type proxyConfig struct {
 	flushBytes     int
 	maxBacklog     int64
 	keyFile        string
+	uploadTimeout  time.Duration
 	logLevel       string
 	logFormat      string
 	clientTLS      tlsFlags
@@ -74,6 +75,7 @@ func runProxy(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&cfg.flushInterval, "flush-interval", archive.DefaultFlushInterval, "upload at least this often")
 	fs.IntVar(&cfg.flushBytes, "flush-bytes", archive.DefaultFlushBytes, "upload as soon as this many bytes wait; also the segment size")
 	fs.Int64Var(&cfg.maxBacklog, "max-backlog-bytes", 10<<30, "bytes that may wait for upload (object store down) before new batches are refused, become holes, and /readyz fails; 0 for no cap")
+	fs.DurationVar(&cfg.uploadTimeout, "upload-timeout", archive.DefaultAttemptTimeout, "longest one upload attempt may take before it is retried")
 	fs.StringVar(&cfg.keyFile, "encryption-key-file", "", "AES-256 key (32 bytes or 64 hex chars) to encrypt archive objects with")
 	fs.StringVar(&cfg.adminListen, "admin-listen", defaultAdminListen, "address for /metrics, /healthz and /readyz; empty turns it off")
 	fs.IntVar(&cfg.maxFrameBytes, "max-frame-bytes", proxy.DefaultMaxFrameBytes, "largest request or response frame accepted")
@@ -153,6 +155,7 @@ func runProxy(args []string, stdout, stderr io.Writer) error {
 	defer journal.Close()
 	uploader, err := archive.NewUploader(archive.UploaderOptions{
 		Journal: journal, Store: store, WriterID: writerID, FlushInterval: cfg.flushInterval, FlushBytes: cfg.flushBytes, Key: key, Logger: log,
+		AttemptTimeout: cfg.uploadTimeout,
 	})
 	if err != nil {
 		return usageError{err}
