@@ -20,7 +20,7 @@ type Codec interface {
 // timestamp.
 type Record struct {
 	Offset    int64
-	Timestamp int64 // ms
+	Timestamp int64  // ms
 	Key       []byte // nil for a null key
 	Value     []byte // nil for a null value
 	Headers   []kmsg.Header
