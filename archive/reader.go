@@ -130,56 +130,62 @@ func (a *Archive) Coverage() []PartitionCoverage {
 
 // ReadPartition calls fn with every archived batch of a partition in
 // offset order, each once whatever the number of copies, fetching only the
-// blocks that hold them. The batch is valid only during the call.
+// blocks that hold them. Blocks are fetched as the walk reaches them and
+// dropped once their last wanted batch is out, so memory holds the blocks
+// that overlap at one point (usually one), not the partition. The batch is
+// valid only during the call.
 func (a *Archive) ReadPartition(ctx context.Context, topic string, partition int32, fn func(*Batch) error) error {
 	refs := a.partitions()[tp{topic, partition}]
-	// Blocks to fetch, in the order their first wanted batch appears.
 	type blockID struct {
 		ix    *Index
 		block int
 	}
-	var end int64 = -1 << 62
-	want := map[blockID]map[int64]bool{}
-	var order []blockID
+	type wanted struct {
+		offset int64
+		id     blockID
+	}
+	var (
+		end  int64 = -1 << 62
+		walk []wanted
+		left = map[blockID]int{} // wanted batches not yet emitted, per block
+	)
 	for _, r := range refs {
 		if r.meta.BaseOffset+r.meta.Span <= end {
 			continue // a copy of what an earlier batch covers
 		}
 		end = r.meta.BaseOffset + r.meta.Span
 		id := blockID{r.ix, r.block}
-		if want[id] == nil {
-			want[id] = map[int64]bool{}
-			order = append(order, id)
-		}
-		want[id][r.meta.BaseOffset] = true
+		walk = append(walk, wanted{r.meta.BaseOffset, id})
+		left[id]++
 	}
-	// Batches come out of blocks in block order; collect per offset and
-	// emit in offset order. Blocks of one partition rarely interleave, so
-	// this holds little at a time.
-	pending := map[int64]*Batch{}
-	var offsets []int64
-	for _, id := range order {
-		payload, err := a.readBlock(ctx, id.ix, id.block)
-		if err != nil {
-			return err
-		}
-		err = forEachBatchEntry(&id.ix.Blocks[id.block], payload, func(b *Batch) error {
-			if want[id][b.BaseOffset] {
-				c := *b
-				c.Data = append([]byte(nil), b.Data...)
-				pending[b.BaseOffset] = &c
-				offsets = append(offsets, b.BaseOffset)
+	loaded := map[blockID]map[int64]*Batch{}
+	for _, w := range walk {
+		batches, ok := loaded[w.id]
+		if !ok {
+			payload, err := a.readBlock(ctx, w.id.ix, w.id.block)
+			if err != nil {
+				return err
 			}
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("%s: %w", id.ix.Segment, err)
+			batches = map[int64]*Batch{}
+			err = forEachBatchEntry(&w.id.ix.Blocks[w.id.block], payload, func(b *Batch) error {
+				c := *b // Data aliases payload, which lives as long as the map
+				batches[b.BaseOffset] = &c
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("%s: %w", w.id.ix.Segment, err)
+			}
+			loaded[w.id] = batches
 		}
-	}
-	sort.Slice(offsets, func(i, j int) bool { return offsets[i] < offsets[j] })
-	for _, o := range offsets {
-		if err := fn(pending[o]); err != nil {
+		b := batches[w.offset]
+		if b == nil {
+			return fmt.Errorf("%w: %s block %d lacks the batch at offset %d its index lists", ErrCorrupt, w.id.ix.Segment, w.id.block, w.offset)
+		}
+		if err := fn(b); err != nil {
 			return err
+		}
+		if left[w.id]--; left[w.id] == 0 {
+			delete(loaded, w.id)
 		}
 	}
 	return nil
