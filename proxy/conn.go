@@ -127,12 +127,12 @@ func (c *conn) clientLoop() (net.Conn, chan struct{}, error) {
 	br := bufio.NewReaderSize(c.client, o.BufferBytes)
 	var (
 		up     net.Conn
-		bw     *bufio.Writer
+		w      *frameWriter
 		upDone chan struct{}
 	)
 	stop := func(err error) (net.Conn, chan struct{}, error) {
 		if up != nil {
-			bw.Flush()
+			w.flush()
 		}
 		if c.draining.Load() && isTimeout(err) {
 			err = nil
@@ -186,7 +186,7 @@ func (c *conn) clientLoop() (net.Conn, chan struct{}, error) {
 				o.Metrics.Error(e.key, ReasonUpstreamDial)
 				return stop(err)
 			}
-			bw = bufio.NewWriterSize(up, o.BufferBytes)
+			w = newFrameWriter(up, o.BufferBytes)
 			upDone = make(chan struct{})
 			go func() {
 				defer close(upDone)
@@ -195,7 +195,7 @@ func (c *conn) clientLoop() (net.Conn, chan struct{}, error) {
 		}
 		if e.req != nil {
 			for _, pre := range c.p.opts.Tee.Prepare(e.req) {
-				c.sendInternal(bw, pre)
+				c.sendInternal(w, pre)
 			}
 		}
 		if expect {
@@ -206,16 +206,15 @@ func (c *conn) clientLoop() (net.Conn, chan struct{}, error) {
 			// acks=0: no response will come; the tee sees the request now.
 			c.p.opts.Tee.Observe(&Exchange{ClientID: e.clientID, Request: e.req, Acked: time.Now()})
 		}
-		bw.Write(prefix[:])
-		_, err = bw.Write(frame)
-		frames.put(fb) // bw has copied or written the frame
+		err = w.write(prefix[:], frame)
+		frames.put(fb) // w has copied or written the frame
 		if err != nil {
 			c.log.Info("closing client connection: upstream write failed", zap.Error(err))
 			o.Metrics.Error(e.key, ReasonUpstreamClosed)
 			return stop(err)
 		}
 		if br.Buffered() == 0 { // nothing more pipelined: send now
-			if err := bw.Flush(); err != nil {
+			if err := w.flush(); err != nil {
 				c.log.Info("closing client connection: upstream write failed", zap.Error(err))
 				o.Metrics.Error(e.key, ReasonUpstreamClosed)
 				return stop(err)
@@ -290,12 +289,12 @@ func (c *conn) upstreamLoop(up net.Conn) {
 	defer c.close()
 	o := &c.p.opts
 	br := bufio.NewReaderSize(up, o.BufferBytes)
-	bw := bufio.NewWriterSize(c.client, o.BufferBytes)
+	w := newFrameWriter(c.client, o.BufferBytes)
 	var out []byte // a rewritten response, reused
 	for {
 		var prefix [protocol.SizeLen]byte
 		if _, err := io.ReadFull(br, prefix[:]); err != nil {
-			bw.Flush()
+			w.flush()
 			if c.readDone.Load() && c.pending.Load() == 0 {
 				return // drained: every response delivered
 			}
@@ -323,76 +322,71 @@ func (c *conn) upstreamLoop(up net.Conn) {
 			return
 		}
 
-		switch {
-		case e.raw || e.decode:
-			fb := frames.get(int(size))
-			frame := *fb
-			if _, err := io.ReadFull(br, frame); err != nil {
-				c.log.Info("closing client connection: upstream broker closed mid-response", zap.String("api", kmsg.NameForKey(e.key)), zap.Error(err))
-				o.Metrics.Error(e.key, ReasonUpstreamClosed)
-				return
-			}
-			if !e.raw {
-				if corr := protocol.CorrelationID(frame); corr != e.corr {
-					c.mismatch(e, corr)
-					return
-				}
-				var wait func()
-				out, wait, err = c.process(e, frame, out[:0])
-				if err != nil {
-					c.log.Error("closing client connection: cannot rewrite response", zap.String("api", kmsg.NameForKey(e.key)), zap.Int16("api_version", e.version), zap.Error(err))
-					o.Metrics.Error(e.key, ReasonRewrite)
-					return
-				}
-				if out != nil {
-					frame = out[protocol.SizeLen:]
-					binary.BigEndian.PutUint32(prefix[:], uint32(len(frame)))
-				}
-				if wait != nil {
-					bw.Flush() // responses before this one need not wait
-					wait()
-				}
-			}
-			if !e.internal { // the proxy's own request: its response stays here
-				bw.Write(prefix[:])
-				bw.Write(frame)
-			}
-			// Written, and the decoded response is gone. A teed request's
-			// buffer is released only now, after the tee's wait: a tee
-			// that is slow to copy what it keeps is not handed another
-			// frame's bytes.
-			frames.put(fb)
-			frames.put(e.owned)
-		default:
-			var corrb [4]byte
-			if _, err := io.ReadFull(br, corrb[:]); err != nil {
-				c.log.Info("closing client connection: upstream broker closed mid-response", zap.Error(err))
-				o.Metrics.Error(e.key, ReasonUpstreamClosed)
-				return
-			}
-			if corr := protocol.CorrelationID(corrb[:]); corr != e.corr {
-				c.mismatch(e, corr)
-				return
-			}
-			bw.Write(prefix[:])
-			bw.Write(corrb[:])
-			if _, err := io.CopyN(bw, br, int64(size)-4); err != nil {
-				c.log.Info("closing client connection: response copy failed", zap.String("api", kmsg.NameForKey(e.key)), zap.Error(err))
-				o.Metrics.Error(e.key, ReasonUpstreamClosed)
-				return
-			}
+		var ok bool
+		if out, ok = c.relay(br, w, e, prefix, size, out); !ok {
+			return
 		}
 		o.Metrics.Response(e.key, int(size)+protocol.SizeLen, time.Since(e.start))
 		if br.Buffered() == 0 {
-			if err := bw.Flush(); err != nil {
+			if err := w.flush(); err != nil {
 				return // client gone; the client goroutine logs it
 			}
 		}
 		if c.pending.Add(-1) == 0 && c.readDone.Load() {
-			bw.Flush()
+			w.flush()
 			return
 		}
 	}
+}
+
+// relay reads a response into a pooled buffer, checks its correlation id,
+// has process decode it if the request asked for that, and queues it on w
+// unless the proxy sent the request itself. It returns out, the buffer for
+// rewritten responses, and false if the connection must close (logged).
+func (c *conn) relay(br *bufio.Reader, w *frameWriter, e inflight, prefix [protocol.SizeLen]byte, size int32, out []byte) ([]byte, bool) {
+	o := &c.p.opts
+	fb := frames.get(int(size))
+	frame := *fb
+	if _, err := io.ReadFull(br, frame); err != nil {
+		c.log.Info("closing client connection: upstream broker closed mid-response", zap.String("api", kmsg.NameForKey(e.key)), zap.Error(err))
+		o.Metrics.Error(e.key, ReasonUpstreamClosed)
+		return out, false
+	}
+	if !e.raw { // a SASL v0 token response has no header
+		if corr := protocol.CorrelationID(frame); corr != e.corr {
+			c.mismatch(e, corr)
+			return out, false
+		}
+	}
+	if e.decode {
+		var (
+			wait func()
+			err  error
+		)
+		out, wait, err = c.process(e, frame, out[:0])
+		if err != nil {
+			c.log.Error("closing client connection: cannot rewrite response", zap.String("api", kmsg.NameForKey(e.key)), zap.Int16("api_version", e.version), zap.Error(err))
+			o.Metrics.Error(e.key, ReasonRewrite)
+			return out, false
+		}
+		if out != nil {
+			frame = out[protocol.SizeLen:]
+			binary.BigEndian.PutUint32(prefix[:], uint32(len(frame)))
+		}
+		if wait != nil {
+			w.flush() // responses before this one need not wait
+			wait()
+		}
+	}
+	if !e.internal { // the proxy's own request: its response stays here
+		w.write(prefix[:], frame)
+	}
+	// Written, and the decoded response is gone. A teed request's buffer is
+	// released only now, after the tee's wait: a tee that is slow to copy
+	// what it keeps is not handed another frame's bytes.
+	frames.put(fb)
+	frames.put(e.owned)
+	return out, true
 }
 
 func (c *conn) mismatch(e inflight, got int32) {

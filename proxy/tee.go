@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -50,12 +49,12 @@ type Tee interface {
 const internalCorr = -0x414d4252 // "AMBR", negated
 
 // sendInternal queues a request of the proxy's own ahead of the client's.
-func (c *conn) sendInternal(bw *bufio.Writer, req kmsg.Request) {
+func (c *conn) sendInternal(w *frameWriter, req kmsg.Request) {
 	frame := kmsg.NewRequestFormatter(kmsg.FormatterClientID("amber-proxy")).AppendRequest(nil, req, internalCorr)
 	c.pending.Add(1)
 	c.inflight <- inflight{key: req.Key(), version: req.GetVersion(), corr: internalCorr, start: time.Now(),
 		decode: true, internal: true, req: req, clientID: "amber-proxy"}
-	bw.Write(frame)
+	w.write(frame, nil)
 }
 
 // Exchange is protocol.Exchange: one request and its response.
