@@ -23,9 +23,14 @@ type PartitionCoverage struct {
 	Bytes       int64  `json:"bytes"`
 	// Holes are [start, end) offset ranges inside [StartOffset,
 	// EndOffset) that the archive does not hold.
-	Holes        [][2]int64 `json:"holes"`
-	FirstAckTime time.Time  `json:"first_ack_time"`
-	LastAckTime  time.Time  `json:"last_ack_time"`
+	Holes [][2]int64 `json:"holes"`
+	// KnownLoss are offset ranges the archive does not hold and never
+	// will: the cluster had deleted or compacted them away before a
+	// backfill could fetch them. They are not holes, and may lie before
+	// StartOffset.
+	KnownLoss    []LossRange `json:"known_loss"`
+	FirstAckTime time.Time   `json:"first_ack_time"`
+	LastAckTime  time.Time   `json:"last_ack_time"`
 }
 
 // coverageBuilder folds batches, given in (topic, partition, offset) order,
@@ -79,18 +84,32 @@ func (j *Journal) Coverage() ([]PartitionCoverage, error) {
 }
 
 // CombinedCoverage reports what an archive and a journal not yet uploaded
-// to it hold together (either may be nil), each batch counted once.
+// to it hold together (either may be nil), each batch counted once, with
+// the known losses both record.
 func CombinedCoverage(a *Archive, j *Journal) ([]PartitionCoverage, error) {
 	parts := map[tp][]BatchMeta{}
+	losses := map[tp][]LossRange{}
 	if a != nil {
 		for k, refs := range a.partitions() {
 			for _, r := range refs {
 				parts[k] = append(parts[k], r.meta)
 			}
 		}
+		for k, ls := range a.losses() {
+			losses[k] = append(losses[k], ls...)
+		}
 	}
 	if j != nil {
-		err := j.Batches(func(b *Batch) error {
+		err := j.Events(func(ev *Event) error {
+			if k, l, ok := lossFromEvent(ev); ok {
+				losses[k] = append(losses[k], l)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		err = j.Batches(func(b *Batch) error {
 			h, err := protocol.ParseBatchHeader(b.Data)
 			if err != nil {
 				return err
@@ -122,7 +141,7 @@ func CombinedCoverage(a *Archive, j *Journal) ([]PartitionCoverage, error) {
 			cb.add(k.topic, k.partition, m, m.entryLen)
 		}
 	}
-	return cb.result(), nil
+	return applyLosses(cb.result(), losses), nil
 }
 
 // Batches calls fn with every journaled batch in (topic, partition,

@@ -18,6 +18,11 @@ const (
 	KindIncrementalAlterConfigs = "incremental_alter_configs"
 	KindDeleteRecords           = "delete_records"
 	KindDeleteGroups            = "delete_groups"
+
+	// Written by a backfill, not teed: see loss.go and snapshot.go.
+	KindKnownLoss            = "known_loss"
+	KindConfigSnapshot       = "config_snapshot"
+	KindGroupOffsetsSnapshot = "group_offsets_snapshot"
 )
 
 // OffsetCommitEvent is one committed group position: a successful

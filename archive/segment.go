@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"sort"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -62,12 +63,24 @@ import (
 //	    ack µs (varint: first absolute, then delta) | max timestamp ms
 //	    (varint, delta from ack ms) | entry length in the payload
 //	  events: count | first sequence | first µs (varint) | last µs (varint)
+//	  losses (kind 3, index format 2 only): topic | partition (varint) |
+//	    count | per loss: start (varint) | end (varint) | reason
+//	    A losses block has no bytes in the segment (offset: the segment's
+//	    end, lengths 0, codec 0, CRC 0): it summarises the segment's
+//	    known_loss events so that readers see them without reading data.
+//
+// Index format 2 is format 1 plus losses blocks. A writer writes format 2
+// only for an index that has one, so an archive without known losses stays
+// readable by an amber that knows only format 1, and one with them is
+// refused by it with "upgrade amber" rather than misread.
 const (
 	indexFormat   = 1
+	indexFormat2  = 2
 	segmentMagic  = "AMBRSEG1"
 	indexMagic    = "AMBRIDX1"
 	blockBatches  = 1
 	blockEvents   = 2
+	blockLosses   = 3
 	codecNone     = 0
 	codecZstd     = 1
 	flagEncrypted = 1
@@ -106,6 +119,10 @@ type IndexBlock struct {
 	FirstSeq  uint64
 	FirstTime time.Time
 	LastTime  time.Time
+
+	// Losses are a losses block's known losses (Topic and Partition
+	// name the partition).
+	Losses []LossRange
 }
 
 // Index is a segment's index.
@@ -146,6 +163,8 @@ type segmentBuilder struct {
 	// current block
 	payload []byte
 	cur     *IndexBlock
+	// losses are the known_loss events added, summarised in the index.
+	losses map[tp][]LossRange
 }
 
 func newSegmentBuilder(writer string, seq uint64, key *Key) *segmentBuilder {
@@ -195,6 +214,12 @@ func (b *segmentBuilder) addEvent(ev *Event) {
 	b.payload = append(b.payload, v...)
 	b.cur.Events++
 	b.cur.LastTime = ev.Time
+	if k, l, ok := lossFromEvent(ev); ok {
+		if b.losses == nil {
+			b.losses = map[tp][]LossRange{}
+		}
+		b.losses[k] = append(b.losses[k], l)
+	}
 }
 
 func (b *segmentBuilder) closeBlock() {
@@ -228,6 +253,20 @@ func (b *segmentBuilder) size() int { return len(b.seg) + len(b.payload) }
 // finish closes the last block and returns the segment and index objects.
 func (b *segmentBuilder) finish() (seg, idx []byte) {
 	b.closeBlock()
+	keys := make([]tp, 0, len(b.losses))
+	for k := range b.losses {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].topic != keys[j].topic {
+			return keys[i].topic < keys[j].topic
+		}
+		return keys[i].partition < keys[j].partition
+	})
+	for _, k := range keys {
+		b.idx.Blocks = append(b.idx.Blocks, IndexBlock{Kind: blockLosses, Offset: int64(len(b.seg)),
+			Topic: k.topic, Partition: k.partition, Losses: b.losses[k]})
+	}
 	b.idx.SegSize = int64(len(b.seg))
 	b.idx.SegSHA256 = sha256.Sum256(b.seg)
 	return b.seg, encodeIndex(&b.idx, b.key)
@@ -239,8 +278,14 @@ func appendString(dst []byte, s string) []byte {
 }
 
 func encodeIndex(ix *Index, key *Key) []byte {
+	format := uint64(indexFormat)
+	for i := range ix.Blocks {
+		if ix.Blocks[i].Kind == blockLosses {
+			format = indexFormat2
+		}
+	}
 	var body []byte
-	body = binary.AppendUvarint(body, indexFormat)
+	body = binary.AppendUvarint(body, format)
 	body = appendString(body, ix.Writer)
 	body = binary.AppendUvarint(body, ix.Seq)
 	body = binary.AppendVarint(body, ix.Created.UnixMicro())
@@ -282,6 +327,15 @@ func encodeIndex(ix *Index, key *Key) []byte {
 			body = binary.AppendUvarint(body, blk.FirstSeq)
 			body = binary.AppendVarint(body, blk.FirstTime.UnixMicro())
 			body = binary.AppendVarint(body, blk.LastTime.UnixMicro())
+		case blockLosses:
+			body = appendString(body, blk.Topic)
+			body = binary.AppendVarint(body, int64(blk.Partition))
+			body = binary.AppendUvarint(body, uint64(len(blk.Losses)))
+			for _, l := range blk.Losses {
+				body = binary.AppendVarint(body, l.Start)
+				body = binary.AppendVarint(body, l.End)
+				body = appendString(body, l.Reason)
+			}
 		}
 	}
 	payload := zenc.EncodeAll(body, nil)
@@ -333,8 +387,9 @@ func decodeIndex(name string, b []byte, key *Key) (*Index, error) {
 	}
 	r := &ixReader{b: raw}
 	ix := &Index{Key: name, KeyID: keyID, ObjectSize: int64(len(b))}
-	if f := r.uvarint(); f != indexFormat {
-		return nil, fmt.Errorf("%w: %s is index format %d, this amber reads %d: upgrade amber", ErrFormat, name, f, indexFormat)
+	format := r.uvarint()
+	if format != indexFormat && format != indexFormat2 {
+		return nil, fmt.Errorf("%w: %s is index format %d, this amber reads %d and %d: upgrade amber", ErrFormat, name, format, indexFormat, indexFormat2)
 	}
 	ix.Writer = r.str()
 	ix.Seq = r.uvarint()
@@ -384,6 +439,21 @@ func decodeIndex(name string, b []byte, key *Key) (*Index, error) {
 			blk.FirstSeq = r.uvarint()
 			blk.FirstTime = time.UnixMicro(r.varint()).UTC()
 			blk.LastTime = time.UnixMicro(r.varint()).UTC()
+		case blockLosses:
+			if format < indexFormat2 {
+				return nil, bad("losses block in a format 1 index")
+			}
+			blk.Topic = r.str()
+			blk.Partition = int32(r.varint())
+			nl := r.uvarint()
+			if nl > uint64(len(raw)) {
+				return nil, bad("loss count")
+			}
+			for j := uint64(0); j < nl && r.err == nil; j++ {
+				l := LossRange{Start: r.varint(), End: r.varint()}
+				l.Reason = r.str()
+				blk.Losses = append(blk.Losses, l)
+			}
 		default:
 			return nil, bad(fmt.Sprintf("block kind %d", blk.Kind))
 		}
