@@ -270,14 +270,19 @@ func (u *Uploader) uploadOne(ctx context.Context) (int, error) {
 // retry of a PUT whose answer was lost) it counts as written; with other
 // bytes it reports taken.
 func (u *Uploader) putNew(ctx context.Context, key string, b []byte) (taken bool, err error) {
-	err = u.opts.Store.Put(ctx, key, bytes.NewReader(b), int64(len(b)))
+	return putNew(ctx, u.opts.Store, key, b)
+}
+
+// putNew is Uploader.putNew on any store (SegmentWriter uses it too).
+func putNew(ctx context.Context, store Store, key string, b []byte) (taken bool, err error) {
+	err = store.Put(ctx, key, bytes.NewReader(b), int64(len(b)))
 	if err == nil {
 		return false, nil
 	}
 	if !errors.Is(err, ErrExists) {
 		return false, fmt.Errorf("upload %s: %w", key, err)
 	}
-	rc, err := u.opts.Store.Get(ctx, key)
+	rc, err := store.Get(ctx, key)
 	if err != nil {
 		return false, fmt.Errorf("read back %s: %w", key, err)
 	}
