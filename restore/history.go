@@ -1,0 +1,160 @@
+package restore
+
+import (
+	"context"
+	"encoding/json"
+	"sort"
+	"time"
+
+	"github.com/amber-kafka/amber/archive"
+)
+
+// history is what the archived events say, read once per restore.
+type history struct {
+	// txnEnds lists each producer's transaction outcomes in time order.
+	txnEnds map[pidEpoch][]txnEnd
+	// topicCreated and the config changes, per source topic, in order.
+	created map[string]archive.TopicCreatedEvent
+	configs map[string][]archive.ConfigsAlteredEvent
+	configT map[string][]time.Time
+	grown   map[string]int32 // CreatePartitions: largest count
+	commits []commitEvent
+}
+
+type pidEpoch struct {
+	pid   int64
+	epoch int16
+}
+
+type txnEnd struct {
+	at     time.Time
+	commit bool
+}
+
+type commitEvent struct {
+	at  time.Time
+	txn bool
+	ev  archive.OffsetCommitEvent
+}
+
+func loadHistory(ctx context.Context, a *archive.Archive) (*history, error) {
+	h := &history{
+		txnEnds: map[pidEpoch][]txnEnd{},
+		created: map[string]archive.TopicCreatedEvent{},
+		configs: map[string][]archive.ConfigsAlteredEvent{},
+		configT: map[string][]time.Time{},
+		grown:   map[string]int32{},
+	}
+	err := a.Events(ctx, func(_ string, ev *archive.Event) error {
+		switch ev.Kind {
+		case archive.KindEndTxn:
+			var e archive.EndTxnEvent
+			if json.Unmarshal(ev.Body, &e) == nil {
+				k := pidEpoch{e.ProducerID, e.ProducerEpoch}
+				h.txnEnds[k] = append(h.txnEnds[k], txnEnd{ev.Time, e.Commit})
+			}
+		case archive.KindCreateTopics:
+			var e archive.TopicCreatedEvent
+			if json.Unmarshal(ev.Body, &e) == nil {
+				h.created[e.Topic] = e
+				delete(h.configs, e.Topic) // a re-created topic starts afresh
+				delete(h.configT, e.Topic)
+			}
+		case archive.KindAlterConfigs, archive.KindIncrementalAlterConfigs:
+			var e archive.ConfigsAlteredEvent
+			if json.Unmarshal(ev.Body, &e) == nil && e.ResourceType == "topic" {
+				h.configs[e.ResourceName] = append(h.configs[e.ResourceName], e)
+				h.configT[e.ResourceName] = append(h.configT[e.ResourceName], ev.Time)
+			}
+		case archive.KindCreatePartitions:
+			var e archive.PartitionsCreatedEvent
+			if json.Unmarshal(ev.Body, &e) == nil && e.Count > h.grown[e.Topic] {
+				h.grown[e.Topic] = e.Count
+			}
+		case archive.KindOffsetCommit, archive.KindTxnOffsetCommit:
+			var e archive.OffsetCommitEvent
+			if json.Unmarshal(ev.Body, &e) == nil {
+				h.commits = append(h.commits, commitEvent{ev.Time, ev.Kind == archive.KindTxnOffsetCommit, e})
+			}
+		}
+		return nil
+	})
+	for _, ends := range h.txnEnds {
+		sort.Slice(ends, func(i, j int) bool { return ends[i].at.Before(ends[j].at) })
+	}
+	return h, err
+}
+
+// txnOutcome is how the transaction a batch of (pid, epoch) acknowledged
+// at t ended, by the first EndTxn of that producer at or after t.
+func (h *history) txnOutcome(pid int64, epoch int16, t time.Time) (txnEnd, bool) {
+	ends := h.txnEnds[pidEpoch{pid, epoch}]
+	i := sort.Search(len(ends), func(i int) bool { return !ends[i].at.Before(t) })
+	if i == len(ends) {
+		return txnEnd{}, false
+	}
+	return ends[i], true
+}
+
+// topicConfigs replays a source topic's creation configs and every config
+// change up to the cut.
+func (h *history) topicConfigs(topic string, until time.Time) map[string]*string {
+	out := map[string]*string{}
+	if c, ok := h.created[topic]; ok {
+		for _, e := range c.Configs {
+			out[e.Name] = e.Value
+		}
+	}
+	for i, e := range h.configs[topic] {
+		if !until.IsZero() && h.configT[topic][i].After(until) {
+			break
+		}
+		if !e.Incremental {
+			out = map[string]*string{}
+		}
+		for _, c := range e.Configs {
+			switch c.Op {
+			case "delete":
+				delete(out, c.Name)
+			case "", "set":
+				out[c.Name] = c.Value
+			default: // append/subtract on list configs: keep the last value seen
+				out[c.Name] = c.Value
+			}
+		}
+	}
+	return out
+}
+
+// partitionCount is the archived partition count of a source topic, if the
+// history knows it.
+func (h *history) partitionCount(topic string) int32 {
+	n := h.grown[topic]
+	if c, ok := h.created[topic]; ok && c.Partitions > n {
+		n = c.Partitions
+	}
+	return n
+}
+
+// groupOffsets returns a group's committed offset per (topic, partition)
+// as of the cut: the last commit at or before it, counting a transactional
+// commit only if its transaction committed by then.
+func (h *history) groupOffsets(group string, until time.Time) map[string]map[int32]int64 {
+	out := map[string]map[int32]int64{}
+	for _, c := range h.commits {
+		if c.ev.Group != group || (!until.IsZero() && c.at.After(until)) {
+			continue
+		}
+		if c.txn {
+			end, ok := h.txnOutcome(c.ev.ProducerID, c.ev.ProducerEpoch, c.at)
+			if !ok || !end.commit || (!until.IsZero() && end.at.After(until)) {
+				continue
+			}
+		}
+		if out[c.ev.Topic] == nil {
+			out[c.ev.Topic] = map[int32]int64{}
+		}
+		out[c.ev.Topic][c.ev.Partition] = c.ev.Offset
+	}
+	return out
+}
