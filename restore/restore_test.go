@@ -112,7 +112,9 @@ type rec struct {
 	Timestamp int64
 }
 
-func (r rec) String() string { return fmt.Sprintf("p%d %q/%v %q/%v %s @%d", r.Partition, r.Key, r.NilKey, r.Value, r.NilValue, r.Headers, r.Timestamp) }
+func (r rec) String() string {
+	return fmt.Sprintf("p%d %q/%v %q/%v %s @%d", r.Partition, r.Key, r.NilKey, r.Value, r.NilValue, r.Headers, r.Timestamp)
+}
 
 // consume reads a topic's committed records from addrs, per partition in
 // order.
