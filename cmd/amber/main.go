@@ -22,10 +22,11 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"proxy": {"run the Kafka proxy in front of a cluster", runProxy},
-	"demo":  {"run an embedded cluster, the proxy and sample traffic", runDemo},
-	"ls":    {"list what an archive holds: partitions, offsets, times, holes", runLs},
-	"prune": {"delete uploads acknowledged before a time (the only deletion)", runPrune},
+	"proxy":   {"run the Kafka proxy in front of a cluster", runProxy},
+	"demo":    {"run an embedded cluster, the proxy and sample traffic", runDemo},
+	"ls":      {"list what an archive holds: partitions, offsets, times, holes", runLs},
+	"prune":   {"delete uploads acknowledged before a time (the only deletion)", runPrune},
+	"restore": {"replay archived topics into a cluster, up to a point in time", runRestore},
 }
 
 // usageError is bad usage: exit code 2.

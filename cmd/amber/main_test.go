@@ -208,6 +208,11 @@ func TestUsage(t *testing.T) {
 		{[]string{"ls"}, 2, "--archive is required"},
 		{[]string{"ls", "--archive", "/nonexistent/amber"}, 1, "no archive at"},
 		{[]string{"proxy", "--upstream", "a:1", "--durability", "maybe"}, 2, "want sync or async"},
+		{[]string{"restore"}, 2, "--archive is required"},
+		{[]string{"restore", "--archive", "x", "--topic", "t", "--by", "wall-clock"}, 2, "want ack-time or record-time"},
+		{[]string{"restore", "--archive", "x", "--topic", "t", "--until", "yesterday-ish"}, 2, "want RFC 3339"},
+		{[]string{"restore", "--help"}, 0, "continues where it"},
+		{[]string{"prune", "--archive", "x"}, 2, "--before are required"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(tc.args, &stdout, &stderr)
