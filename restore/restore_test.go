@@ -503,3 +503,44 @@ func TestRestoreLogAppendTimeAndOffsetHeader(t *testing.T) {
 		t.Errorf("report %+v", tr)
 	}
 }
+
+// TestRestoreRefusesActiveGroup: group offsets are not moved under a group
+// with live members; the error says what to do.
+func TestRestoreRefusesActiveGroup(t *testing.T) {
+	e := newEnv(t, kfake.SeedTopics(1, "a"))
+	plain := e.client(t)
+	plain.ProduceSync(ctx(t), &kgo.Record{Topic: "a", Value: []byte("v")})
+	offs := kadm.Offsets{}
+	offs.Add(kadm.Offset{Topic: "a", Partition: 0, At: 1, LeaderEpoch: -1})
+	kadm.NewClient(plain).CommitOffsets(ctx(t), "live", offs)
+	if _, err := kadm.NewClient(e.dstCl).CreateTopic(ctx(t), 1, -1, nil, "a2"); err != nil {
+		t.Fatal(err)
+	}
+	member, err := kgo.NewClient(kgo.SeedBrokers(e.dst.ListenAddrs()...), kgo.ConsumerGroup("live"), kgo.ConsumeTopics("a2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer member.Close()
+	c, cancel := context.WithTimeout(ctx(t), 5*time.Second)
+	defer cancel()
+	go func() { // a group is joined while polling
+		for c.Err() == nil {
+			member.PollFetches(c)
+		}
+	}()
+	for {
+		d, err := kadm.NewClient(e.dstCl).DescribeGroups(c, "live")
+		if err == nil && len(d["live"].Members) > 0 {
+			break
+		}
+		select {
+		case <-c.Done():
+			t.Fatal("the consumer never joined its group")
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	_, err = e.restore(t, restore.Options{Groups: []restore.GroupMapping{{Source: "live", Target: "live"}}}, "a:a2")
+	if !errors.Is(err, restore.ErrGroupActive) {
+		t.Fatalf("restore under a live group: %v", err)
+	}
+}

@@ -149,6 +149,16 @@ func TestS3ArchiveObjectLock(t *testing.T) {
 	if n := totalRecords(t, lsJSON(t, m.Env(), url)); n != 200 {
 		t.Errorf("ls counts %d records, want 200", n)
 	}
+
+	// Restore from the bucket into another cluster: record for record.
+	dst := testkit.NewCluster(t)
+	if out, errOut, err := amberEnv(t, m.Env(), "restore", "--archive", url, "--bootstrap", strings.Join(dst.ListenAddrs(), ","), "--topic", "orders"); err != nil {
+		t.Fatalf("restore from S3: %v\n%s%s", err, out, errOut)
+	}
+	if want, got := topicDigest(t, c.ListenAddrs(), "orders"), topicDigest(t, dst.ListenAddrs(), "orders"); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("restored from S3 differs from the source")
+	}
+
 	_, errOut, err := amberEnv(t, m.Env(), "prune", "--archive", url, "--before", "2100-01-01")
 	if err == nil || !strings.Contains(errOut, "object lock retention forbids deleting") {
 		t.Errorf("prune under retention: %v: %s", err, errOut)
