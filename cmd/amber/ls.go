@@ -58,10 +58,10 @@ func runLs(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TOPIC\tPARTITION\tOFFSETS\tRECORDS\tBATCHES\tBYTES\tHOLES\tFIRST ACK\tLAST ACK")
+	fmt.Fprintln(tw, "TOPIC\tPARTITION\tOFFSETS\tRECORDS\tBATCHES\tBYTES\tHOLES\tKNOWN LOSS\tFIRST ACK\tLAST ACK")
 	for _, c := range cov {
-		fmt.Fprintf(tw, "%s\t%d\t%d-%d\t%d\t%d\t%s\t%s\t%s\t%s\n", c.Topic, c.Partition, c.StartOffset, c.EndOffset,
-			c.Records, c.Batches, humanBytes(c.Bytes), holesSummary(c.Holes),
+		fmt.Fprintf(tw, "%s\t%d\t%d-%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", c.Topic, c.Partition, c.StartOffset, c.EndOffset,
+			c.Records, c.Batches, humanBytes(c.Bytes), holesSummary(c.Holes), lossSummary(c.KnownLoss),
 			c.FirstAckTime.Format(time.RFC3339), c.LastAckTime.Format(time.RFC3339))
 	}
 	return tw.Flush()
@@ -119,6 +119,14 @@ func holesSummary(holes [][2]int64) string {
 		}
 		return fmt.Sprintf("%d (%d offsets)", len(holes), missing)
 	}
+}
+
+func lossSummary(ls []archive.LossRange) string {
+	h := make([][2]int64, len(ls))
+	for i, l := range ls {
+		h[i] = [2]int64{l.Start, l.End}
+	}
+	return holesSummary(h)
 }
 
 func humanBytes(n int64) string {

@@ -22,11 +22,13 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"proxy":   {"run the Kafka proxy in front of a cluster", runProxy},
-	"demo":    {"run an embedded cluster, the proxy and sample traffic", runDemo},
-	"ls":      {"list what an archive holds: partitions, offsets, times, holes", runLs},
-	"prune":   {"delete uploads acknowledged before a time (the only deletion)", runPrune},
-	"restore": {"replay archived topics into a cluster, up to a point in time", runRestore},
+	"proxy":    {"run the Kafka proxy in front of a cluster", runProxy},
+	"demo":     {"run an embedded cluster, the proxy and sample traffic", runDemo},
+	"ls":       {"list what an archive holds: partitions, offsets, times, holes", runLs},
+	"prune":    {"delete uploads acknowledged before a time (the only deletion)", runPrune},
+	"restore":  {"replay archived topics into a cluster, up to a point in time", runRestore},
+	"backfill": {"fetch the holes of an archive from the cluster; record what it no longer has", runBackfill},
+	"verify":   {"check an archive's integrity, or with --against that it equals the cluster", runVerify},
 }
 
 // usageError is bad usage: exit code 2.

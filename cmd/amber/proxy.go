@@ -2,17 +2,20 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
 	"github.com/amber-kafka/amber/archive"
@@ -54,6 +57,8 @@ type proxyConfig struct {
 	maxBacklog     int64
 	keyFile        string
 	uploadTimeout  time.Duration
+	backfillEvery  time.Duration
+	backfillTopics listFlag
 	logLevel       string
 	logFormat      string
 	clientTLS      tlsFlags
@@ -76,6 +81,8 @@ func runProxy(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.flushBytes, "flush-bytes", archive.DefaultFlushBytes, "upload as soon as this many bytes wait; also the segment size")
 	fs.Int64Var(&cfg.maxBacklog, "max-backlog-bytes", 10<<30, "bytes that may wait for upload (object store down) before new batches are refused, become holes, and /readyz fails; 0 for no cap")
 	fs.DurationVar(&cfg.uploadTimeout, "upload-timeout", archive.DefaultAttemptTimeout, "longest one upload attempt may take before it is retried")
+	fs.DurationVar(&cfg.backfillEvery, "backfill-interval", time.Minute, "how often a background backfill fetches the archive's holes (records produced around the proxy, transaction markers) from the cluster and snapshots configs and group offsets; 0 turns it off")
+	fs.Var(&cfg.backfillTopics, "backfill-topic", "topics the background backfill covers, comma-separated or repeated (default: every topic but internal ones)")
 	fs.StringVar(&cfg.keyFile, "encryption-key-file", "", "AES-256 key (32 bytes or 64 hex chars) to encrypt archive objects with")
 	fs.StringVar(&cfg.adminListen, "admin-listen", defaultAdminListen, "address for /metrics, /healthz and /readyz; empty turns it off")
 	fs.IntVar(&cfg.maxFrameBytes, "max-frame-bytes", proxy.DefaultMaxFrameBytes, "largest request or response frame accepted")
@@ -98,6 +105,9 @@ func runProxy(args []string, stdout, stderr io.Writer) error {
 	errs = append(errs, err)
 	upstreamTLS, err := cfg.upstreamTLS.clientConfig()
 	errs = append(errs, err)
+	if cfg.backfillEvery < 0 {
+		errs = append(errs, usagef("--backfill-interval %s: want 0 (off) or more", cfg.backfillEvery))
+	}
 	if cfg.maxFrameBytes <= 0 || cfg.maxFrameBytes > 1<<30 {
 		errs = append(errs, usagef("--max-frame-bytes %d: want 1..%d", cfg.maxFrameBytes, 1<<30))
 	}
@@ -168,6 +178,11 @@ func runProxy(args []string, stdout, stderr io.Writer) error {
 
 	opts.Tee = tee
 	registerArchiveMetrics(reg, journal, tee, uploader)
+	backfiller, err := startBackfill(cfg, upstreamTLS, store, key, journal, reg, log)
+	if err != nil {
+		return err
+	}
+	defer backfiller.Stop()
 	p, err := proxy.New(opts)
 	if err != nil {
 		return usageError{err}
@@ -203,6 +218,7 @@ func runProxy(args []string, stdout, stderr io.Writer) error {
 		}
 	}()
 	err = p.Shutdown(ctx)
+	backfiller.Stop()
 	if admin != nil {
 		actx, acancel := context.WithTimeout(context.Background(), time.Second)
 		admin.Close(actx)
@@ -225,4 +241,47 @@ func runProxy(args []string, stdout, stderr io.Writer) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// startBackfill starts the background backfill (nil with
+// --backfill-interval 0): a pass every interval, into the proxy's own
+// journal, which its uploader ships. Offsets acknowledged in the last
+// min(interval, 2 × --sync-timeout) are left to the next pass: the
+// proxy's own produce responses may still be on their way into the
+// journal. A nil *proxyBackfill's Stop does nothing.
+func startBackfill(cfg proxyConfig, upstreamTLS *tls.Config, store archive.Store, key *archive.Key, j *archive.Journal, reg prometheus.Registerer, log *zap.Logger) (*proxyBackfill, error) {
+	if cfg.backfillEvery == 0 {
+		return nil, nil
+	}
+	opts := []kgo.Opt{kgo.SeedBrokers(cfg.upstreams...), kgo.ClientID(archive.DefaultBackfillClientID)}
+	if upstreamTLS != nil {
+		opts = append(opts, kgo.DialTLSConfig(upstreamTLS))
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, err
+	}
+	b, err := archive.NewBackfiller(archive.BackfillOptions{Client: cl, Sink: &archive.JournalSink{Journal: j}, Store: store, Key: key,
+		Journal: j, Topics: cfg.backfillTopics, Settle: min(cfg.backfillEvery, 2*cfg.syncTimeout), Logger: log})
+	if err != nil {
+		cl.Close()
+		return nil, usageError{err}
+	}
+	registerBackfillMetrics(reg, b)
+	b.Start(cfg.backfillEvery)
+	log.Info("background backfill on", zap.Duration("interval", cfg.backfillEvery), zap.Strings("topics", cfg.backfillTopics))
+	return &proxyBackfill{b: b, cl: cl}, nil
+}
+
+type proxyBackfill struct {
+	b    *archive.Backfiller
+	cl   *kgo.Client
+	once sync.Once
+}
+
+// Stop ends the background backfill; safe to call twice, and on nil.
+func (p *proxyBackfill) Stop() {
+	if p != nil {
+		p.once.Do(func() { p.b.Stop(); p.cl.Close() })
+	}
 }
