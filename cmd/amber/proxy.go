@@ -28,7 +28,11 @@ const (
 	defaultDrainTimeout = 30 * time.Second
 )
 
-const proxyExamples = `  # In front of a three-broker cluster; clients bootstrap from this host:9092.
+const proxyExamples = `  # From a config file, a setting overridden by the environment, one by a flag.
+  AMBER_LISTEN=0.0.0.0:9092 amber proxy --config /etc/amber/amber.yaml --log-level debug
+  amber proxy --config amber.yaml --print-config
+
+  # In front of a three-broker cluster; clients bootstrap from this host:9092.
   amber proxy --upstream kafka-0:9092,kafka-1:9092,kafka-2:9092 --listen 0.0.0.0:9092 --advertise-host amber.internal
 
   # As a sidecar: the application talks to localhost.
@@ -91,8 +95,17 @@ func runProxy(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.logFormat, "log-format", "json", "json or console")
 	cfg.clientTLS.clientSideFlags(fs)
 	cfg.upstreamTLS.upstreamFlags(fs)
+	configFile := fs.String("config", "", "YAML file of settings (keys are these flag names); AMBER_* environment variables override it, flags override both")
+	printCfg := fs.Bool("print-config", false, "print the effective configuration (secrets masked) and exit")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if err := applyConfig(fs, *configFile); err != nil {
+		return err
+	}
+	if *printCfg {
+		printConfig(stdout, fs)
+		return nil
 	}
 	log, err := newLogger(cfg.logLevel, cfg.logFormat, stderr)
 	if err != nil {
