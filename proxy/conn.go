@@ -199,9 +199,11 @@ func (c *conn) clientLoop() (net.Conn, chan struct{}, error) {
 			}
 		}
 		if expect {
-			e.start = time.Now()
-			c.pending.Add(1)
-			c.inflight <- e // blocks at MaxInFlight: back-pressure on the client
+			if err := c.push(w, e); err != nil {
+				c.log.Info("closing client connection: upstream write failed", zap.Error(err))
+				o.Metrics.Error(e.key, ReasonUpstreamClosed)
+				return stop(err)
+			}
 		} else if e.req != nil {
 			// acks=0: no response will come; the tee sees the request now.
 			c.p.opts.Tee.Observe(&Exchange{ClientID: e.clientID, Request: e.req, Acked: time.Now()})
@@ -221,6 +223,25 @@ func (c *conn) clientLoop() (net.Conn, chan struct{}, error) {
 			}
 		}
 	}
+}
+
+// push adds e to the in-flight FIFO before its request is written
+// upstream. At MaxInFlight it blocks until a response frees a slot: that
+// is the back-pressure on a client. Before blocking it flushes w, because
+// the responses that would free a slot may be owed to requests still
+// sitting in w (a client pipelining more than MaxInFlight small requests
+// at once would otherwise wait forever).
+func (c *conn) push(w *frameWriter, e inflight) error {
+	e.start = time.Now()
+	c.pending.Add(1)
+	select {
+	case c.inflight <- e:
+		return nil
+	default:
+	}
+	err := w.flush()
+	c.inflight <- e
+	return err
 }
 
 // classify reads a request's header and decides how its response is

@@ -182,3 +182,34 @@ func TestCorrelationMismatchClosesConnection(t *testing.T) {
 	}
 	logs.WaitFor(t, "correlation id mismatch")
 }
+
+// TestPipelinePastMaxInFlight: a client that pipelines many more small
+// requests than MaxInFlight in one write gets every response. The proxy
+// must send what it has buffered upstream before it waits for a free
+// in-flight slot, since only those requests' responses can free one.
+func TestPipelinePastMaxInFlight(t *testing.T) {
+	c := testkit.NewCluster(t)
+	p := testkit.StartProxy(t, proxy.Options{Upstreams: c.ListenAddrs(), MaxInFlight: 4})
+	conn, err := kafkatest.DialRaw(p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	meta := kmsg.NewPtrMetadataRequest()
+	meta.SetVersion(12)
+	const n = 100
+	var out []byte
+	for corr := int32(1); corr <= n; corr++ {
+		out = append(out, frameOf(meta, corr)...)
+	}
+	go conn.Write(out)
+	for want := int32(1); want <= n; want++ {
+		frame, err := conn.ReadFrame()
+		if err != nil {
+			t.Fatalf("response %d of %d: %v", want, n, err)
+		}
+		if got := protocol.CorrelationID(frame); got != want {
+			t.Fatalf("got response %d, want %d", got, want)
+		}
+	}
+}

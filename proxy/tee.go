@@ -1,8 +1,6 @@
 package proxy
 
 import (
-	"time"
-
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/amber-kafka/amber/protocol"
@@ -51,9 +49,8 @@ const internalCorr = -0x414d4252 // "AMBR", negated
 // sendInternal queues a request of the proxy's own ahead of the client's.
 func (c *conn) sendInternal(w *frameWriter, req kmsg.Request) {
 	frame := kmsg.NewRequestFormatter(kmsg.FormatterClientID("amber-proxy")).AppendRequest(nil, req, internalCorr)
-	c.pending.Add(1)
-	c.inflight <- inflight{key: req.Key(), version: req.GetVersion(), corr: internalCorr, start: time.Now(),
-		decode: true, internal: true, req: req, clientID: "amber-proxy"}
+	c.push(w, inflight{key: req.Key(), version: req.GetVersion(), corr: internalCorr,
+		decode: true, internal: true, req: req, clientID: "amber-proxy"})
 	w.write(frame, nil)
 }
 
