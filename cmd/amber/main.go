@@ -29,6 +29,8 @@ var commands = map[string]command{
 	"restore":  {"replay archived topics into a cluster, up to a point in time", runRestore},
 	"backfill": {"fetch the holes of an archive from the cluster; record what it no longer has", runBackfill},
 	"verify":   {"check an archive's integrity, or with --against that it equals the cluster", runVerify},
+	"export":   {"copy an archive, or part of it, to removable media: verifiable and restorable offline", runExport},
+	"import":   {"upload an export into another object store (the far side of an air gap)", runImport},
 }
 
 // usageError is bad usage: exit code 2.

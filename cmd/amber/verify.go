@@ -34,6 +34,7 @@ func runVerify(args []string, stdout, stderr io.Writer) error {
 	fs.Var(&against, "against", "compare with this cluster (its brokers, HOST:PORT) record by record instead of checking integrity")
 	fs.Var(&topics, "topic", "with --against: topics to compare (default: every topic of the cluster but internal ones)")
 	keyFile := fs.String("encryption-key-file", "", "key of an encrypted archive")
+	publicKey := fs.String("public-key", "", "an export (a directory amber export wrote, or its --tar file): require every manifest signed by this ed25519 public key")
 	concurrency := fs.Int("concurrency", archive.DefaultVerifyConcurrency, "segments (or, with --against, partitions) read at once")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	var tlsf tlsFlags
@@ -56,6 +57,14 @@ func runVerify(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if len(against) == 0 {
+		if done, err := verifyIfExport(ctx, *archiveURL, key, *publicKey, *concurrency, *asJSON, stdout, stderr); done {
+			return err
+		}
+	}
+	if *publicKey != "" {
+		return usagef("--public-key checks an export's signatures: %s is not an export (a directory with manifest/, or a .tar amber export wrote)", *archiveURL)
+	}
 	store, j, _, err := openTarget(ctx, *archiveURL)
 	if err != nil {
 		return err
