@@ -2,6 +2,9 @@ package impact
 
 import "errors"
 
+// ErrNoArchive is reported by Options.Validate when Archive is nil.
+var ErrNoArchive = errors.New("no archive")
+
 // ErrUnknownTopic is returned when a topic asked for has no batch in the
 // archive.
 var ErrUnknownTopic = errors.New("topic not in the archive")

@@ -28,7 +28,7 @@ type Options struct {
 func (o *Options) Validate() error {
 	var errs []error
 	if o.Archive == nil {
-		errs = append(errs, errors.New("no archive: give --archive URL"))
+		errs = append(errs, fmt.Errorf("%w: give --archive URL", ErrNoArchive))
 	}
 	if len(o.Topics) == 0 {
 		errs = append(errs, errors.New("no topic: give --topic T[,T...]"))

@@ -31,6 +31,7 @@ var commands = map[string]command{
 	"verify":   {"check an archive's integrity, or with --against that it equals the cluster", runVerify},
 	"export":   {"copy an archive, or part of it, to removable media: verifiable and restorable offline", runExport},
 	"import":   {"upload an export into another object store (the far side of an air gap)", runImport},
+	"impact":   {"which consumer groups processed the records of a time window", runImpact},
 }
 
 // usageError is bad usage: exit code 2.
