@@ -115,7 +115,7 @@ func Analyze(ctx context.Context, o Options) (*Report, error) {
 			rep.Notes = append(rep.Notes, "Some groups are known on some partitions only from backfill snapshots (source: snapshots or mixed): "+
 				"a coarser answer; their times are upper bounds. Route every consumer through Amber for exact ones.")
 		}
-		if newestCommit.Before(o.Since) {
+		if !newestCommit.IsZero() && newestCommit.Before(o.Since) {
 			rep.Notes = append(rep.Notes, fmt.Sprintf("The newest archived commit on these partitions is from %s, before the window: "+
 				"if any group consumed since, it committed around Amber. Route consumers through an Amber proxy for an exact answer.", fmtTime(newestCommit)))
 		}

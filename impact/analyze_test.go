@@ -120,25 +120,35 @@ var (
 	}
 )
 
-// synthOptions builds the synthetic archive: uploaded, or left in the
-// journal (Options.Journal) over an empty archive.
-func synthOptions(t *testing.T, uploaded bool, batches []archive.Batch, events []archive.Event) Options {
+// Where synthOptions puts the synthetic history.
+const (
+	inArchive = "archive" // uploaded
+	inJournal = "journal" // left in the journal (Options.Journal), over an empty archive
+	inBoth    = "both"    // uploaded, and still in a journal (a crash before the journal's deletion)
+)
+
+// synthOptions builds the synthetic archive.
+func synthOptions(t *testing.T, where string, batches []archive.Batch, events []archive.Event) Options {
 	t.Helper()
 	ctx := context.Background()
-	j, err := archive.OpenJournal(archive.JournalOptions{Dir: filepath.Join(t.TempDir(), "j")})
-	if err != nil {
-		t.Fatal(err)
+	journal := func() *archive.Journal {
+		j, err := archive.OpenJournal(archive.JournalOptions{Dir: filepath.Join(t.TempDir(), "j")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { j.Close() })
+		done, err := j.Append(batches, events)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		return j
 	}
-	t.Cleanup(func() { j.Close() })
-	done, err := j.Append(batches, events)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	j := journal()
 	store := memstore.New()
-	if uploaded {
+	if where != inJournal {
 		u, err := archive.NewUploader(archive.UploaderOptions{Journal: j, Store: store, WriterID: "00000000000000bb"})
 		if err != nil {
 			t.Fatal(err)
@@ -152,8 +162,11 @@ func synthOptions(t *testing.T, uploaded bool, batches []archive.Batch, events [
 		t.Fatal(err)
 	}
 	o := Options{Archive: a, Topics: []string{"t"}, Since: at(10), Until: at(30)}
-	if !uploaded {
+	switch where {
+	case inJournal:
 		o.Journal = j
+	case inBoth:
+		o.Journal = journal()
 	}
 	return o
 }
@@ -178,7 +191,7 @@ func describe(p GroupPartition) string {
 }
 
 // TestAnalyzeSynthetic checks every rule on a hand-built history, read
-// from an archive and from a journal.
+// from an archive, from a journal, and from both holding the same copy.
 func TestAnalyzeSynthetic(t *testing.T) {
 	want := map[string]string{
 		"rewound": "partial commits committed=7 highest=18 records=10 [5,18) entered=21s",
@@ -189,9 +202,9 @@ func TestAnalyzeSynthetic(t *testing.T) {
 		"snaps":   "all snapshots committed=25 highest=25 records=12 [5,20) entered=55s passed=55s",
 		"early":   "none commits committed=5 highest=5 records=0",
 	}
-	for _, uploaded := range []bool{true, false} {
-		t.Run(fmt.Sprintf("uploaded=%v", uploaded), func(t *testing.T) {
-			o := synthOptions(t, uploaded, synthBatches, synthEvents)
+	for _, where := range []string{inArchive, inJournal, inBoth} {
+		t.Run(where, func(t *testing.T) {
+			o := synthOptions(t, where, synthBatches, synthEvents)
 			rep, err := Analyze(context.Background(), o)
 			if err != nil {
 				t.Fatal(err)
@@ -241,7 +254,7 @@ func TestAnalyzeSynthetic(t *testing.T) {
 func TestAnalyzeNotes(t *testing.T) {
 	ctx := context.Background()
 	t.Run("no history", func(t *testing.T) {
-		rep, err := Analyze(ctx, synthOptions(t, true, synthBatches, nil))
+		rep, err := Analyze(ctx, synthOptions(t, inArchive, synthBatches, nil))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -253,7 +266,7 @@ func TestAnalyzeNotes(t *testing.T) {
 		}
 	})
 	t.Run("snapshots only", func(t *testing.T) {
-		rep, err := Analyze(ctx, synthOptions(t, true, synthBatches, []archive.Event{snapshot(at(45), "snaps", 25)}))
+		rep, err := Analyze(ctx, synthOptions(t, inArchive, synthBatches, []archive.Event{snapshot(at(45), "snaps", 25)}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -262,7 +275,7 @@ func TestAnalyzeNotes(t *testing.T) {
 		}
 	})
 	t.Run("stale", func(t *testing.T) {
-		rep, err := Analyze(ctx, synthOptions(t, true, synthBatches, []archive.Event{commit(at(5), "early", "t", 5)}))
+		rep, err := Analyze(ctx, synthOptions(t, inArchive, synthBatches, []archive.Event{commit(at(5), "early", "t", 5)}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -271,7 +284,7 @@ func TestAnalyzeNotes(t *testing.T) {
 		}
 	})
 	t.Run("empty window", func(t *testing.T) {
-		o := synthOptions(t, true, synthBatches, synthEvents)
+		o := synthOptions(t, inArchive, synthBatches, synthEvents)
 		o.Since, o.Until = at(100), at(200)
 		rep, err := Analyze(ctx, o)
 		if err != nil {
@@ -282,7 +295,7 @@ func TestAnalyzeNotes(t *testing.T) {
 		}
 	})
 	t.Run("unknown group", func(t *testing.T) {
-		o := synthOptions(t, true, synthBatches, synthEvents)
+		o := synthOptions(t, inArchive, synthBatches, synthEvents)
 		o.Group = "nobody"
 		rep, err := Analyze(ctx, o)
 		if err != nil {
@@ -293,7 +306,7 @@ func TestAnalyzeNotes(t *testing.T) {
 		}
 	})
 	t.Run("unknown topic", func(t *testing.T) {
-		o := synthOptions(t, true, synthBatches, nil)
+		o := synthOptions(t, inArchive, synthBatches, nil)
 		o.Topics = []string{"t", "nope", "neither"}
 		_, err := Analyze(ctx, o)
 		if !errors.Is(err, ErrUnknownTopic) || !strings.Contains(err.Error(), "nope, neither") || !strings.Contains(err.Error(), "amber ls") {

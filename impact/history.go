@@ -85,11 +85,13 @@ func loadHistory(ctx context.Context, a *archive.Archive, j *archive.Journal, to
 		default:
 			return nil
 		}
-		id := fmt.Sprintf("%s %d %s", ev.Kind, ev.Time.UnixNano(), ev.Body)
-		if seen[id] {
-			return nil
+		if j != nil {
+			id := fmt.Sprintf("%s %d %s", ev.Kind, ev.Time.UnixNano(), ev.Body)
+			if seen[id] {
+				return nil
+			}
+			seen[id] = true
 		}
-		seen[id] = true
 		switch ev.Kind {
 		case archive.KindOffsetCommit:
 			var e archive.OffsetCommitEvent
