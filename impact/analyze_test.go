@@ -190,9 +190,9 @@ func describe(p GroupPartition) string {
 	return s
 }
 
-// TestAnalyzeSynthetic checks every rule on a hand-built history, read
+// TestImpactSynthetic checks every rule on a hand-built history, read
 // from an archive, from a journal, and from both holding the same copy.
-func TestAnalyzeSynthetic(t *testing.T) {
+func TestImpactSynthetic(t *testing.T) {
 	want := map[string]string{
 		"rewound": "partial commits committed=7 highest=18 records=10 [5,18) entered=21s",
 		"gapcut":  "partial commits committed=13 highest=13 records=7 [5,13) entered=23s",
@@ -250,8 +250,8 @@ func TestAnalyzeSynthetic(t *testing.T) {
 	}
 }
 
-// TestAnalyzeNotes: what the report says when it cannot answer.
-func TestAnalyzeNotes(t *testing.T) {
+// TestImpactNotes: what the report says when it cannot answer.
+func TestImpactNotes(t *testing.T) {
 	ctx := context.Background()
 	t.Run("no history", func(t *testing.T) {
 		rep, err := Analyze(ctx, synthOptions(t, inArchive, synthBatches, nil))
@@ -315,8 +315,8 @@ func TestAnalyzeNotes(t *testing.T) {
 	})
 }
 
-// TestValidate reports every problem at once.
-func TestValidate(t *testing.T) {
+// TestImpactValidate reports every problem at once.
+func TestImpactValidate(t *testing.T) {
 	o := Options{Topics: []string{"a", "", "a"}, Until: at(0)}
 	err := o.Validate()
 	for _, s := range []string{"no archive", "empty topic name", "topic a given twice", "--since"} {
@@ -330,9 +330,9 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-// TestWindowNonMonotonicAcks: a batch inside the range is in the window
+// TestImpactWindowNonMonotonicAcks: a batch inside the range is in the window
 // whatever its ack time, since consumers read in offset order.
-func TestWindowNonMonotonicAcks(t *testing.T) {
+func TestImpactWindowNonMonotonicAcks(t *testing.T) {
 	p := &partition{tp: tp{"t", 0}, batches: []batch{
 		{base: 0, span: 2, records: 2, ack: at(0)},
 		{base: 2, span: 2, records: 2, ack: at(12)},
