@@ -171,6 +171,9 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 				ErrDamagedExport, opts.Dir, strings.Join(lines, "\n"), opts.Dir)
 		}
 		for _, k := range c.extra {
+			if len(c.manifests) == 0 && !strings.HasPrefix(k, "v1/") {
+				return nil, fmt.Errorf("%s holds %s and no manifest: it is not an export directory; export into an empty directory, or one an earlier export wrote", opts.Dir, k)
+			}
 			e.leftovers[k] = true
 		}
 		e.t = dirTarget{st}

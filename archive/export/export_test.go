@@ -622,3 +622,18 @@ func TestExportOptionsValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestExportRefusesForeignDirectory: a directory holding other files and
+// no manifest is not written into.
+func TestExportRefusesForeignDirectory(t *testing.T) {
+	src := memstore.New()
+	newSource(t, src, nil).upload(t0, 1, "a")
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "thesis.pdf"), []byte("%PDF"), 0o644)
+	if _, err := export.Run(ctx(t), export.Options{Source: src, Dir: dir}); err == nil || !strings.Contains(err.Error(), "not an export directory") {
+		t.Fatalf("export into a foreign directory: %v", err)
+	}
+	if len(files(t, dir)) != 1 {
+		t.Fatal("files were written")
+	}
+}
