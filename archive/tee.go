@@ -125,7 +125,7 @@ func (t *Tee) Stats() TeeStats {
 // Prepare asks the proxy to resolve, before req is forwarded, the topic
 // ids req uses that the tee has never seen in a Metadata response (a
 // client that refreshed its metadata before this proxy started sends
-// Produce v13 and OffsetCommit v10 by id only).
+// Produce v13, OffsetCommit v10 and TxnOffsetCommit v6 by id only).
 func (t *Tee) Prepare(req kmsg.Request) []kmsg.Request {
 	var ids [][16]byte
 	need := func(name string, id [16]byte) {
@@ -141,6 +141,10 @@ func (t *Tee) Prepare(req kmsg.Request) []kmsg.Request {
 			need(tp.Topic, tp.TopicID)
 		}
 	case *kmsg.OffsetCommitRequest:
+		for _, tp := range r.Topics {
+			need(tp.Topic, tp.TopicID)
+		}
+	case *kmsg.TxnOffsetCommitRequest:
 		for _, tp := range r.Topics {
 			need(tp.Topic, tp.TopicID)
 		}

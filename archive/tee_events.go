@@ -40,18 +40,20 @@ func (t *Tee) events(x *protocol.Exchange) []Event {
 		}
 
 	case *kmsg.TxnOffsetCommitRequest:
+		// v6+ names topics by id only, like OffsetCommit v10.
 		ok := map[partKey]bool{}
 		for _, tp := range x.Response.(*kmsg.TxnOffsetCommitResponse).Topics {
 			for _, p := range tp.Partitions {
-				ok[partKey{topic: tp.Topic, partition: p.Partition}] = p.ErrorCode == 0
+				ok[partKey{tp.Topic, tp.TopicID, p.Partition}] = p.ErrorCode == 0
 			}
 		}
 		for _, tp := range req.Topics {
+			name, known := t.topicName(tp.Topic, tp.TopicID)
 			for _, p := range tp.Partitions {
-				if !ok[partKey{topic: tp.Topic, partition: p.Partition}] {
+				if !ok[partKey{tp.Topic, tp.TopicID, p.Partition}] || !known {
 					continue
 				}
-				add(KindTxnOffsetCommit, OffsetCommitEvent{Group: req.Group, Topic: tp.Topic, Partition: p.Partition, Offset: p.Offset,
+				add(KindTxnOffsetCommit, OffsetCommitEvent{Group: req.Group, Topic: name, Partition: p.Partition, Offset: p.Offset,
 					LeaderEpoch: p.LeaderEpoch, Metadata: deref(p.Metadata), MemberID: req.MemberID, GenerationID: req.Generation,
 					TransactionalID: req.TransactionalID, ProducerID: req.ProducerID, ProducerEpoch: req.ProducerEpoch})
 			}

@@ -16,7 +16,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
-	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/amber-kafka/amber/archive"
 	"github.com/amber-kafka/amber/archive/memstore"
@@ -400,11 +399,7 @@ func etlSession(t *testing.T, e *env) (map[int32]int64, commitLog) {
 	s, err := kgo.NewGroupTransactSession(kgo.SeedBrokers(e.proxy.Addr()), kgo.TransactionalID("etl-tx"),
 		kgo.ConsumerGroup("etl"), kgo.ConsumeTopics("orders"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(50*time.Millisecond), kgo.HeartbeatInterval(20*time.Second),
-		kgo.RecordPartitioner(kgo.ManualPartitioner()),
-		// TxnOffsetCommit v6 names topics by id, which the tee does not
-		// resolve yet (archive/tee_events.go): it archives them with
-		// no topic name. Stay at v5 until it does.
-		kgo.MaxVersions(txnCommitV5()))
+		kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -494,12 +489,6 @@ func jsonNormal(t *testing.T, v any) any {
 	var out any
 	json.Unmarshal(b, &out)
 	return out
-}
-
-func txnCommitV5() *kversion.Versions {
-	v := kversion.Stable()
-	v.SetMaxKeyVersion(int16(kmsg.TxnOffsetCommit), 5)
-	return v
 }
 
 // TestImpactWithoutCommitHistory: groups that commit straight to the
