@@ -10,6 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -159,6 +162,18 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 			return nil, err
 		}
 		e.rep.Target = st.String()
+		unlock, err := lockDir(st.Dir())
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
+		// Temporary files of writes a crash interrupted are no part of
+		// the export, and only a run (which holds the lock) makes them.
+		for _, p := range strayEntries(st.Dir()) {
+			if strings.HasPrefix(path.Base(p), ".tmp-") {
+				os.Remove(filepath.Join(st.Dir(), filepath.FromSlash(p)))
+			}
+		}
 		if c, err = readChain(ctx, st); err != nil {
 			return nil, err
 		}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -506,6 +507,8 @@ func TestExportInterruptedRunAdopted(t *testing.T) {
 				t.Fatal("files without a manifest pass")
 			}
 			before := files(t, dir)
+			tmp := filepath.Join(dir, "v1", "seg", ".tmp-123")
+			os.WriteFile(tmp, []byte("half a segment"), 0o600) // and a write it was in
 			rep := run(t, export.Options{Source: src, Dir: dir, Selection: tc.sel, Key: tc.key})
 			if rep.Adopted != 2 || rep.Bytes != 0 || len(rep.Leftovers) != 0 {
 				t.Fatalf("report: %+v", rep)
@@ -516,6 +519,9 @@ func TestExportInterruptedRunAdopted(t *testing.T) {
 				}
 			}
 			mustOK(t, verify(t, dir, export.VerifyOptions{Key: tc.key}))
+			if _, err := os.Stat(tmp); err == nil {
+				t.Error("the interrupted write's temporary file is still there")
+			}
 		})
 	}
 }
@@ -636,4 +642,25 @@ func TestExportRefusesForeignDirectory(t *testing.T) {
 	if len(files(t, dir)) != 1 {
 		t.Fatal("files were written")
 	}
+}
+
+// TestExportLocksItsDirectory: a second run into a directory another run
+// is writing into stops at once rather than racing it for a run number.
+func TestExportLocksItsDirectory(t *testing.T) {
+	src := memstore.New()
+	newSource(t, src, nil).upload(t0, 1, "a")
+	dir := t.TempDir()
+	f, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		t.Skip("no flock:", err)
+	}
+	if _, err := export.Run(ctx(t), export.Options{Source: src, Dir: dir}); err == nil || !strings.Contains(err.Error(), "another amber export") {
+		t.Fatalf("export into a locked directory: %v", err)
+	}
+	syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	run(t, export.Options{Source: src, Dir: dir})
 }
