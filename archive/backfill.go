@@ -524,7 +524,15 @@ func (b *Backfiller) backfillPartition(ctx context.Context, p *partPlan, now tim
 			}
 		}
 		if len(keep) > 0 {
-			if err := b.opts.Sink.Write(ctx, keep, nil); err != nil {
+			var err error
+			if ow, ok := b.opts.Sink.(interface {
+				writeOwned(context.Context, []Batch, []Event) error
+			}); ok {
+				err = ow.writeOwned(ctx, keep, nil) // the fetch response is ours alone
+			} else {
+				err = b.opts.Sink.Write(ctx, keep, nil)
+			}
+			if err != nil {
 				return fmt.Errorf("write: %w", err)
 			}
 		}

@@ -18,8 +18,12 @@ import (
 
 // Defaults for fetching from the cluster (backfill, verify --against).
 const (
-	// DefaultFetchMaxBytes bounds one fetch response of one partition.
-	DefaultFetchMaxBytes = 16 << 20
+	// DefaultFetchMaxBytes bounds one fetch response of one partition:
+	// what Kafka's own consumers ask per partition (max.partition.fetch.
+	// bytes). Larger responses read no faster (a broker copies, or
+	// sends, the same bytes either way) and make the broker build, and
+	// the client hold, bigger buffers.
+	DefaultFetchMaxBytes = 1 << 20
 	// minFetchBytes is the smallest partition max bytes asked for, even
 	// for a one-offset hole (a transaction marker).
 	minFetchBytes = 64 << 10

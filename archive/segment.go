@@ -167,6 +167,16 @@ type segmentBuilder struct {
 	losses map[tp][]LossRange
 }
 
+// useBuffers has the builder write the segment into seg and build block
+// payloads in payload (both empty, with the capacity needed), so that a
+// builder filled all at once (Writer) neither grows nor zeroes fresh
+// buffers of tens of megabytes. The buffers may be reused once the
+// segment returned by finish has been uploaded.
+func (b *segmentBuilder) useBuffers(seg, payload []byte) {
+	b.seg = append(seg, b.seg...)
+	b.payload = payload
+}
+
 func newSegmentBuilder(writer string, seq uint64, key *Key) *segmentBuilder {
 	b := &segmentBuilder{writer: writer, seq: seq, key: key}
 	b.seg = append(b.seg, segmentMagic...)
@@ -230,8 +240,10 @@ func (b *segmentBuilder) closeBlock() {
 	blk.RawLength = int64(len(b.payload))
 	stored := b.payload
 	blk.Codec = codecNone
-	if z := zenc.EncodeAll(b.payload, nil); float64(len(z)) < float64(len(b.payload))*(1-compressMinSaving) {
-		stored, blk.Codec = z, codecZstd
+	if compressible(b.payload) {
+		if z := zenc.EncodeAll(b.payload, nil); float64(len(z)) < float64(len(b.payload))*(1-compressMinSaving) {
+			stored, blk.Codec = z, codecZstd
+		}
 	}
 	if b.key != nil {
 		stored = b.key.seal(nil, stored, blockAAD(b.idx.Segment, len(b.idx.Blocks)))
@@ -243,6 +255,24 @@ func (b *segmentBuilder) closeBlock() {
 	b.idx.Blocks = append(b.idx.Blocks, blk)
 	b.payload = b.payload[:0]
 	b.cur = nil
+}
+
+// compressible guesses, from three samples, whether zstd can save
+// compressMinSaving of a large payload; small payloads are always tried.
+// Compressing tens of megabytes of batches a producer already compressed,
+// or of random bytes, only to throw the result away costs more CPU than
+// the rest of an upload together; a wrong "no" costs only storage.
+func compressible(p []byte) bool {
+	const sample, minSampled = 64 << 10, 1 << 20
+	if len(p) < minSampled {
+		return true
+	}
+	var in, out int
+	for _, at := range []int{0, len(p)/2 - sample/2, len(p) - sample} {
+		z := zenc.EncodeAll(p[at:at+sample], nil)
+		in, out = in+sample, out+len(z)
+	}
+	return float64(out) < float64(in)*(1-compressMinSaving)
 }
 
 func blockAAD(segment string, n int) []byte { return fmt.Appendf(nil, "%s#%d", segment, n) }

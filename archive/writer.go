@@ -59,6 +59,7 @@ type Writer struct {
 	log  *zap.Logger
 	sem  chan struct{}
 	wg   sync.WaitGroup
+	bufs sync.Pool // *[]byte: segment and payload buffers, reused
 
 	mu struct {
 		sync.Mutex
@@ -136,20 +137,36 @@ func (w *Writer) ID() string { return w.opts.WriterID }
 // upload once it holds FlushBytes. It waits while MaxInFlight uploads run,
 // and returns the first error of an earlier upload.
 func (w *Writer) Write(ctx context.Context, batches []Batch, events []Event) error {
+	return w.write(ctx, batches, events, true)
+}
+
+// writeOwned is Write for a caller that hands batch data over: the writer
+// keeps it, uncopied, until it is uploaded (a backfill's fetch responses,
+// which nothing else holds).
+func (w *Writer) writeOwned(ctx context.Context, batches []Batch, events []Event) error {
+	return w.write(ctx, batches, events, false)
+}
+
+func (w *Writer) write(ctx context.Context, batches []Batch, events []Event, copyData bool) error {
 	n := 0
 	for i := range batches {
 		n += len(batches[i].Data)
 	}
-	buf := make([]byte, 0, n)
+	var buf []byte
+	if copyData {
+		buf = make([]byte, 0, n)
+	}
 	w.mu.Lock()
 	if err := w.mu.err; err != nil {
 		w.mu.Unlock()
 		return err
 	}
 	for _, b := range batches {
-		start := len(buf)
-		buf = append(buf, b.Data...)
-		b.Data = buf[start:len(buf):len(buf)]
+		if copyData {
+			start := len(buf)
+			buf = append(buf, b.Data...)
+			b.Data = buf[start:len(buf):len(buf)]
+		}
 		k := tp{b.Topic, b.Partition}
 		w.mu.parts[k] = append(w.mu.parts[k], b)
 		w.mu.size += len(b.Data) + 64
@@ -215,6 +232,17 @@ func (w *Writer) upload(ctx context.Context, seq uint64, parts map[tp][]Batch, e
 		return keys[i].partition < keys[j].partition
 	})
 	sb := newSegmentBuilder(w.opts.WriterID, seq, w.opts.Key)
+	size, largest := 0, 0
+	for _, bs := range parts {
+		n := 0
+		for i := range bs {
+			n += len(bs[i].Data) + 48
+		}
+		size, largest = size+n, max(largest, n)
+	}
+	segBuf, payBuf := w.buf(size+size/64+4<<10), w.buf(largest)
+	defer func() { w.bufs.Put(segBuf); w.bufs.Put(payBuf) }()
+	sb.useBuffers((*segBuf)[:0], (*payBuf)[:0])
 	for _, k := range keys {
 		bs := parts[k]
 		sort.SliceStable(bs, func(i, j int) bool { return bs[i].BaseOffset < bs[j].BaseOffset })
@@ -244,6 +272,16 @@ func (w *Writer) upload(ctx context.Context, seq uint64, parts map[tp][]Batch, e
 	w.stats.bytes.Add(int64(len(seg) + len(idx)))
 	w.log.Debug("uploaded segment", zap.Uint64("seq", seq), zap.Int("bytes", len(seg)))
 	return nil
+}
+
+// buf returns a pooled buffer of at least n bytes: segments are tens of
+// megabytes, and a fresh one would be zeroed by the runtime each time.
+func (w *Writer) buf(n int) *[]byte {
+	if b, ok := w.bufs.Get().(*[]byte); ok && cap(*b) >= n {
+		return b
+	}
+	b := make([]byte, 0, n)
+	return &b
 }
 
 // Flush uploads whatever is pending and waits for every upload; it
