@@ -27,8 +27,8 @@ const exportExamples = `  # Everything, onto a USB disk; run again later to add 
   amber export --archive s3://backups/kafka-prod --out /mnt/usb/orders \
     --topic orders --since 168h --sign-key export.key
 
-  # One tar file instead of a directory (a complete export each time). verify
-  # and import read it as it is; ls and restore need it extracted (tar -xf).
+  # One tar file instead of a directory (a complete export each time). verify,
+  # import, ls and restore read it as it is.
   amber export --archive amber-data --tar /mnt/usb/kafka-2026-11-21.tar
 
 On the far side, with no network:

@@ -257,6 +257,10 @@ func TestExportVerifyCommandDetectsTampering(t *testing.T) {
 	if code := run([]string{"verify", "--archive", tarPath}, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "tar://") {
 		t.Errorf("verify of the tar: exit %d\n%s%s", code, stdout.String(), stderr.String())
 	}
+	stdout.Reset()
+	if code := run([]string{"ls", "--archive", tarPath, "--json"}, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), `"topic": "t"`) {
+		t.Errorf("ls of the tar, in place: exit %d\n%s%s", code, stdout.String(), stderr.String())
+	}
 	if code := run([]string{"export", "--archive", src, "--tar", tarPath}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "never added to") {
 		t.Errorf("export over an existing tar: exit %d\n%s", code, stderr.String())
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/amber-kafka/amber/archive"
 	"github.com/amber-kafka/amber/archive/file"
 	"github.com/amber-kafka/amber/archive/s3"
+	"github.com/amber-kafka/amber/archive/tarfile"
 )
 
 // openStore opens an --archive URL: s3://bucket/prefix (endpoint,
@@ -23,7 +24,10 @@ func openStore(ctx context.Context, url string) (archive.Store, error) {
 		return s3.New(ctx, o)
 	}
 	if strings.Contains(url, "://") && !strings.HasPrefix(url, "file://") {
-		return nil, usagef("archive URL %q: want s3://bucket/prefix, file:///dir or a path", url)
+		return nil, usagef("archive URL %q: want s3://bucket/prefix, file:///dir, a path, or an export's .tar", url)
+	}
+	if strings.HasSuffix(url, ".tar") {
+		return tarfile.Open(strings.TrimPrefix(url, "file://")) // an export written with --tar, read in place
 	}
 	return file.New(strings.TrimPrefix(url, "file://"))
 }
