@@ -4,6 +4,7 @@
 #     compression modules kafka-python needs (python3-snappy/-lz4/-zstandard)
 #   - KafkaJS and pure-JS codec packages from npm, into the project-local,
 #     git-ignored .tools/node
+#   - the MinIO server and Helm, built with go install into .tools/bin
 #
 # Idempotent and fast when everything is already present: each tool is checked
 # first and only installed when missing (apt-get update runs only if an apt
@@ -140,6 +141,35 @@ if [[ ! -x "$MINIO_BIN" ]]; then
 		mkdir -p "$TOOLS/bin"
 		(cd "$TOOLS" && GOBIN="$TOOLS/bin" GOFLAGS=-mod=mod go install "github.com/minio/minio@$MINIO_VERSION") >&2
 		[[ -x "$MINIO_BIN" ]] || { log "MinIO install failed"; exit 1; }
+	fi
+fi
+
+# ---------------------------------------------------------------------------
+# Helm: the deploy package's test lints and renders deploy/helm/amber with it.
+# Pinned (not @latest) so every machine renders with the same Helm; built
+# once with go install into the git-ignored $TOOLS/bin (a few minutes cold).
+# The ldflags are those of Helm's own release build: its version, and the
+# Kubernetes version it assumes without a cluster (client-go's minor; a
+# plain go install would assume 1.20 and refuse charts needing newer).
+# ---------------------------------------------------------------------------
+HELM_VERSION=v3.22.0
+HELM_K8S_MINOR=37 # helm v3.22.0's go.mod: k8s.io/client-go v0.37.0
+HELM_BIN="$TOOLS/bin/helm"
+helm_version() { "$HELM_BIN" version --template '{{.Version}}' 2>/dev/null || true; }
+if [[ ! -x "$HELM_BIN" || "$(helm_version)" != "$HELM_VERSION" ]]; then
+	if ((CHECK_ONLY)); then
+		log "missing Helm $HELM_VERSION at $HELM_BIN"
+		missing=1
+	else
+		command -v go >/dev/null || { log "go not found"; exit 1; }
+		log "building Helm $HELM_VERSION into $HELM_BIN (first time only)"
+		mkdir -p "$TOOLS/bin"
+		ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+		for pkg in pkg/lint/rules pkg/chartutil; do
+			ldflags+=" -X helm.sh/helm/v3/$pkg.k8sVersionMajor=1 -X helm.sh/helm/v3/$pkg.k8sVersionMinor=$HELM_K8S_MINOR"
+		done
+		(cd "$TOOLS" && GOBIN="$TOOLS/bin" GOFLAGS=-mod=mod go install -trimpath -ldflags "$ldflags" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION") >&2
+		[[ "$(helm_version)" == "$HELM_VERSION" ]] || { log "Helm install failed"; exit 1; }
 	fi
 fi
 
