@@ -1,6 +1,7 @@
 package archive_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -533,4 +534,46 @@ func testkitFetch(t *testing.T, cl *kgo.Client, topic string, p int32) (map[int6
 	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return testkit.FetchRawBatches(c, cl, topic, p)
+}
+
+// TestBackfillEncrypted: a backfill into an encrypted archive encrypts what
+// it writes with the archive's key; verify needs the key and says so
+// without it.
+func TestBackfillEncrypted(t *testing.T) {
+	e := startTeed(t, archive.Sync, kfake.SeedTopics(1, "enc"))
+	direct := e.direct(t)
+	produce(t, direct, "enc", 0, 5)
+	key, err := archive.NewKey(bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := memstore.New()
+	w, err := archive.NewWriter(ctx(t), archive.WriterOptions{Store: s, WriterID: writerBackfill, Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := archive.NewBackfiller(archive.BackfillOptions{Client: direct, Store: s, Key: key, Sink: w, NoSnapshots: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := b.Step(ctx(t)); err != nil || rep.Offsets != 5 {
+		t.Fatalf("backfill: %v, %+v", err, rep)
+	}
+	if err := w.Flush(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := archive.VerifyIntegrity(ctx(t), s, archive.VerifyOptions{Key: key}); err != nil || !rep.OK() || rep.Batches != 5 {
+		t.Errorf("verify with the key: %v, %+v", err, rep)
+	}
+	rep, err := archive.VerifyIntegrity(ctx(t), s, archive.VerifyOptions{})
+	if err != nil || rep.OK() || !strings.Contains(fmt.Sprint(rep.Problems), key.ID()) {
+		t.Errorf("verify without the key: %v, %v", err, rep.Problems)
+	}
+	a, err := archive.OpenArchive(ctx(t), s, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cmp, err := a.CompareWithCluster(ctx(t), archive.CompareOptions{Client: direct}); err != nil || !cmp.OK() || cmp.Matched != 5 {
+		t.Errorf("compare: %v, %+v", err, cmp)
+	}
 }

@@ -333,6 +333,19 @@ func (c *comparer) peek(ctx context.Context) (*protocol.Record, error) {
 			return nil, nil
 		}
 		r, err := c.f.fetch(ctx, c.next, c.maxBytes)
+		if errors.Is(err, errOutOfRange) {
+			// Retention moved the log start past c.next during the
+			// comparison: the cluster no longer has those records, so
+			// they are not compared (the archive's count as archive-only).
+			starts, lerr := c.f.adm.ListStartOffsets(ctx, c.pi.topic)
+			if lerr != nil {
+				return nil, fmt.Errorf("%w; list start offset: %v", err, lerr)
+			}
+			if s, ok := starts.Lookup(c.pi.topic, c.pi.partition); ok && s.Err == nil && s.Offset > c.next {
+				c.next = s.Offset
+				continue
+			}
+		}
 		if err != nil {
 			return nil, err
 		}

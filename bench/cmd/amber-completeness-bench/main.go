@@ -1,0 +1,131 @@
+// Command amber-completeness-bench measures amber backfill and amber
+// verify against an in-process kfake cluster: backfill throughput as a
+// ratio to a franz-go consumer reading the same range (target ≥ 0.9), and
+// verify throughput in MB/s, with and without --against. It prints a table
+// of medians (or JSON with -json) and exits 1 if -check is given and the
+// target is missed.
+//
+// Examples:
+//
+//	go run ./bench/cmd/amber-completeness-bench
+//	go run ./bench/cmd/amber-completeness-bench -rounds 5 -shape-bytes 512m -shapes 1m/none
+//	go run ./bench/cmd/amber-completeness-bench -memory -json > completeness.json
+//
+// Progress, one line per round, goes to stderr; -q silences it.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+
+	"github.com/amber-kafka/amber/bench/completeness"
+)
+
+func main() {
+	os.Exit(run())
+}
+
+// run returns the exit code: 0 ok, 1 failure or missed target with
+// -check, 2 bad usage.
+func run() int {
+	var (
+		o          completeness.Options
+		shapes     string
+		shapeBytes string
+		jsonOut    = flag.Bool("json", false, "print the report as JSON instead of a table")
+		quiet      = flag.Bool("q", false, "do not print a progress line per round on stderr")
+		check      = flag.Bool("check", false, "exit 1 if backfill/consume is below the target")
+		cpuprofile = flag.String("cpuprofile", "", "write a CPU profile of the whole run to `file`")
+	)
+	flag.IntVar(&o.Rounds, "rounds", completeness.DefaultRounds, "rounds per shape")
+	flag.IntVar(&o.Brokers, "brokers", completeness.DefaultBrokers, "kfake brokers")
+	flag.IntVar(&o.Partitions, "partitions", completeness.DefaultPartitions, "partitions of the topic")
+	flag.IntVar(&o.RecordBytes, "record-bytes", completeness.DefaultRecordBytes, "bytes per record value")
+	flag.StringVar(&shapeBytes, "shape-bytes", "256m", "bytes of values per shape (k, m, g suffixes)")
+	flag.StringVar(&shapes, "shapes", "1m/none,16k/lz4", "comma-separated SIZE/CODEC: producer batch size and codec")
+	flag.StringVar(&o.Dir, "dir", "", "where file archives are written (default: the system temp directory)")
+	flag.BoolVar(&o.Memory, "memory", false, "write archives to memory instead of a directory")
+	flag.Usage = func() {
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: amber-completeness-bench [flags]\n\n"+
+			"Measures amber backfill against a franz-go consumer, and amber verify.\n\n")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "amber-completeness-bench: unexpected arguments %q\n", flag.Args())
+		return 2
+	}
+	var err error
+	if o.ShapeBytes, err = parseBytes(shapeBytes); err != nil {
+		fmt.Fprintf(os.Stderr, "amber-completeness-bench: -shape-bytes: %v\n", err)
+		return 2
+	}
+	for _, s := range strings.Split(shapes, ",") {
+		sh, err := completeness.ParseShape(strings.TrimSpace(s))
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "amber-completeness-bench: %v\n", err)
+			return 2
+		}
+		o.Shapes = append(o.Shapes, sh)
+	}
+	if err := o.EnsureDefaults().Validate(); err != nil {
+		fmt.Fprintf(os.Stderr, "amber-completeness-bench: %v\n", err)
+		return 2
+	}
+	if !*quiet {
+		o.Progress = os.Stderr
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "amber-completeness-bench: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep, err := completeness.Measure(ctx, o)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "amber-completeness-bench: %v\n", err)
+		return 1
+	}
+	if *jsonOut {
+		err = rep.WriteJSON(os.Stdout)
+	} else {
+		err = rep.WriteTable(os.Stdout)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "amber-completeness-bench: %v\n", err)
+		return 1
+	}
+	if *check && !rep.AllPass {
+		return 1
+	}
+	return 0
+}
+
+func parseBytes(s string) (int64, error) {
+	mult := int64(1)
+	switch {
+	case strings.HasSuffix(s, "k"):
+		mult, s = 1<<10, strings.TrimSuffix(s, "k")
+	case strings.HasSuffix(s, "m"):
+		mult, s = 1<<20, strings.TrimSuffix(s, "m")
+	case strings.HasSuffix(s, "g"):
+		mult, s = 1<<30, strings.TrimSuffix(s, "g")
+	}
+	var n int64
+	if _, err := fmt.Sscan(s, &n); err != nil || n <= 0 {
+		return 0, fmt.Errorf("%q: want a positive size such as 256m", s)
+	}
+	return n * mult, nil
+}
