@@ -111,7 +111,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			return rep, err
 		}
 	}
-	t := newTarget(o.Client)
+	// wctx stops every partition, and the requests in flight, once one
+	// fails.
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	t := newTarget(wctx, o.Client)
 	lim := &limiter{rate: o.ThrottleBytes}
 
 	type work struct {
@@ -134,8 +138,6 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		wg   sync.WaitGroup
 		next = make(chan work)
 	)
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	for w := 0; w < o.Parallelism; w++ {
 		wg.Add(1)
 		go func() {
@@ -318,6 +320,9 @@ func restorePartition(ctx context.Context, o *Options, hist *history, t *target,
 	}
 	if err == nil && !o.DryRun {
 		err = w.flush(ctx)
+	}
+	if err != nil {
+		w.settleAcked()
 	}
 	if err == nil && w.resumeAt > 0 && !w.verified {
 		err = fmt.Errorf("%w: %s/%d holds %d offsets, more than this restore writes there (give --force to append, or restore elsewhere)", ErrTargetNotEmpty, dst, p, w.resumeAt)
