@@ -6,11 +6,15 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/amber-kafka/amber/restore"
 )
 
 // Report is the outcome of Run.
@@ -32,6 +36,9 @@ type Machine struct {
 	GoVersion  string `json:"go_version"`
 	OS         string `json:"os"`
 	Arch       string `json:"arch"`
+	// Load is the 1-minute load average before and after the run (Linux
+	// only): on a shared machine, what else was running.
+	Load [2]float64 `json:"load,omitempty"`
 }
 
 // Settings are the Options a report was measured with.
@@ -72,11 +79,23 @@ type ModeResult struct {
 	Runs      []Sample `json:"runs"`
 }
 
+// loadAverage is the 1-minute load average, 0 where /proc/loadavg is
+// not.
+func loadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f, _, _ := strings.Cut(string(b), " ")
+	v, _ := strconv.ParseFloat(f, 64)
+	return v
+}
+
 func newReport(o *Options, began time.Time) *Report {
 	return &Report{
 		Time: began.UTC().Truncate(time.Second),
 		Machine: Machine{CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), GoVersion: runtime.Version(),
-			OS: runtime.GOOS, Arch: runtime.GOARCH},
+			OS: runtime.GOOS, Arch: runtime.GOARCH, Load: [2]float64{loadAverage(), 0}},
 		Settings: Settings{Rounds: o.Rounds, Brokers: o.Brokers, Partitions: o.Partitions, RecordBytes: o.RecordBytes,
 			ShapeBytes: o.ShapeBytes, Modes: slices.Clone(o.Modes), Parallelism: o.Parallelism},
 	}
@@ -144,12 +163,16 @@ func (r *Report) WriteJSON(w io.Writer) error {
 // shape one line per mode, and the restore/produce ratios.
 func (r *Report) WriteTable(w io.Writer) error {
 	s, m := r.Settings, r.Machine
-	par := "default"
+	par := fmt.Sprintf("%d (default)", restore.DefaultParallelism)
 	if s.Parallelism > 0 {
 		par = fmt.Sprint(s.Parallelism)
 	}
-	fmt.Fprintf(w, "amber-restore-bench  %s  %d CPUs (GOMAXPROCS %d)  %s %s/%s  took %s\n", r.Time.Format("2006-01-02 15:04Z"),
-		m.CPUs, m.GOMAXPROCS, m.GoVersion, m.OS, m.Arch, r.Elapsed)
+	load := ""
+	if m.Load != [2]float64{} {
+		load = fmt.Sprintf("  load %.1f→%.1f", m.Load[0], m.Load[1])
+	}
+	fmt.Fprintf(w, "amber-restore-bench  %s  %d CPUs (GOMAXPROCS %d)%s  %s %s/%s  took %s\n", r.Time.Format("2006-01-02 15:04Z"),
+		m.CPUs, m.GOMAXPROCS, load, m.GoVersion, m.OS, m.Arch, r.Elapsed)
 	fmt.Fprintf(w, "kfake %d brokers in process, %d partitions, %d B values, %d MiB per shape, restore parallelism %s; medians of %d rounds\n",
 		s.Brokers, s.Partitions, s.RecordBytes, s.ShapeBytes>>20, par, s.Rounds)
 	fmt.Fprintf(w, "MB = 10^6 bytes of keys and values; CPU = the whole process (client and kfake)\n\n")

@@ -76,6 +76,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		sr.compare()
 		rep.Shapes = append(rep.Shapes, sr)
 	}
+	rep.Machine.Load[1] = loadAverage()
 	rep.Elapsed = time.Since(began).Round(100 * time.Millisecond).String()
 	return rep, nil
 }
