@@ -153,7 +153,7 @@ func TestCompose(t *testing.T) {
 				Context    string `yaml:"context"`
 				Dockerfile string `yaml:"dockerfile"`
 			} `yaml:"build"`
-			Command   []string       `yaml:"command"`
+			Command   []string  `yaml:"command"`
 			DependsOn yaml.Node `yaml:"depends_on"` // a list or a map
 		} `yaml:"services"`
 	}
