@@ -447,16 +447,18 @@ func (b *Backfiller) backfillPartition(ctx context.Context, p *partPlan, now tim
 		pi      = p.info
 		f       = pi.fetcher(b.opts.Client, b.adm)
 		losses  []LossRange
-		fetched []span
-		hi      int // the first hole not wholly behind cursor
+		fetched []span // batches kept, merged; all below cursor
+		hi      int    // the first hole not wholly behind cursor
 		cursor  int64
 		last    int64 // end of the last hole
 	)
 	if len(p.holes) > 0 {
 		cursor, last = p.holes[0].lo, p.holes[len(p.holes)-1].hi
 	}
+	// lose records the holes in [lo, hi) as lost; lo is always cursor, so
+	// nothing fetched lies there.
 	lose := func(lo, hi int64, reason string) {
-		for _, s := range intersectSpans(subtractSpans([]span{{lo, hi}}, unionSpans(append([]span(nil), fetched...))), p.holes) {
+		for _, s := range intersectSpans([]span{{lo, hi}}, p.holes) {
 			losses = append(losses, LossRange{Start: s.lo, End: s.hi, Reason: reason})
 			progress(s.hi - s.lo)
 		}
@@ -499,6 +501,7 @@ func (b *Backfiller) backfillPartition(ctx context.Context, p *partPlan, now tim
 			break
 		}
 		var keep []Batch
+		before := cursor
 		for _, raw := range r.batches {
 			bt, h := backfilledBatch(pi.topic, pi.partition, raw, b.opts.ClientID, now)
 			base, end := bt.BaseOffset, bt.BaseOffset+h.Records()
@@ -510,7 +513,11 @@ func (b *Backfiller) backfillPartition(ctx context.Context, p *partPlan, now tim
 			}
 			if in := intersectSpans([]span{{max(base, cursor), end}}, p.holes); len(in) > 0 {
 				keep = append(keep, bt)
-				fetched = append(fetched, span{base, end})
+				if n := len(fetched); n > 0 && base <= fetched[n-1].hi {
+					fetched[n-1].hi = max(fetched[n-1].hi, end)
+				} else {
+					fetched = append(fetched, span{base, end})
+				}
 				p.rep.Batches++
 				p.rep.Bytes += int64(len(bt.Data))
 				p.rep.Offsets += end - base
@@ -522,6 +529,9 @@ func (b *Backfiller) backfillPartition(ctx context.Context, p *partPlan, now tim
 			if cursor >= last {
 				break
 			}
+		}
+		if cursor == before {
+			return fmt.Errorf("fetch %s/%d@%d: the broker returned only batches before the offset asked for", pi.topic, pi.partition, cursor)
 		}
 		if len(keep) > 0 {
 			var err error

@@ -353,6 +353,7 @@ func (c *comparer) peek(ctx context.Context) (*protocol.Record, error) {
 			c.done = true
 			return nil, nil
 		}
+		before := c.next
 		for _, raw := range r.batches {
 			h, _ := protocol.ParseBatchHeader(raw)
 			c.pc.Bytes += int64(len(raw))
@@ -366,6 +367,9 @@ func (c *comparer) peek(ctx context.Context) (*protocol.Record, error) {
 				}
 			}
 			c.next = max(c.next, h.FirstOffset+h.Records())
+		}
+		if c.next == before {
+			return nil, fmt.Errorf("fetch %s/%d@%d: the broker returned only batches before the offset asked for", c.pi.topic, c.pi.partition, before)
 		}
 		if n := min(c.next, c.pi.hwm) - c.pi.logStart - c.reported; n > 0 {
 			c.reported += n
