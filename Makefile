@@ -8,7 +8,7 @@ FUZZ_SMOKE ?= 5s
 FUZZ_LONG  ?= 2m
 FUZZ_TARGETS := ./protocol:FuzzFrameAndHeader ./protocol:FuzzRewriteAddresses ./protocol:FuzzSplitBatches ./archive:FuzzTeeProducePairing
 
-.PHONY: build demo test test-deps vet unit fuzz-smoke fuzz bench clean
+.PHONY: build demo test test-deps vet unit fuzz-smoke fuzz bench helm-lint image clean
 
 build:
 	$(GO) build -o bin/amber ./cmd/amber
@@ -45,6 +45,16 @@ fuzz:
 
 bench:
 	$(GO) run ./bench/cmd/amber-bench
+
+# Lint the chart in both modes (Helm from scripts/test-deps.sh).
+helm-lint: test-deps
+	.tools/bin/helm lint --strict deploy/helm/amber -f deploy/helm/amber/ci/gateway-values.yaml
+	.tools/bin/helm lint --strict deploy/helm/amber -f deploy/helm/amber/ci/sidecar-values.yaml
+
+# The container image (needs a Docker engine with BuildKit).
+IMAGE ?= amber:dev
+image:
+	docker build -f deploy/Dockerfile -t $(IMAGE) .
 
 clean:
 	rm -rf bin
