@@ -6,7 +6,7 @@ GO    ?= go
 # Fuzz targets run briefly in `make test`, longer in `make fuzz`.
 FUZZ_SMOKE ?= 5s
 FUZZ_LONG  ?= 2m
-FUZZ_TARGETS := ./protocol:FuzzFrameAndHeader ./protocol:FuzzRewriteAddresses ./protocol:FuzzSplitBatches ./archive:FuzzTeeProducePairing
+FUZZ_TARGETS := ./protocol:FuzzFrameAndHeader ./protocol:FuzzRewriteAddresses ./protocol:FuzzSplitBatches ./archive:FuzzTeeProducePairing ./archive:FuzzDecodeIndex
 
 .PHONY: build demo test test-deps vet unit fuzz-smoke fuzz bench helm-lint image clean
 
@@ -43,8 +43,13 @@ fuzz:
 		$(GO) test $$pkg -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZ_LONG); \
 	done
 
+# Each runner prints a table of ratios against a baseline measured in the
+# same run; docs/BENCHMARKS*.md hold recorded runs.
 bench:
 	$(GO) run ./bench/cmd/amber-bench
+	$(GO) run ./bench/cmd/amber-archive-bench
+	$(GO) run ./bench/cmd/amber-restore-bench
+	$(GO) run ./bench/cmd/amber-completeness-bench
 
 # Lint the chart in both modes (Helm from scripts/test-deps.sh).
 helm-lint: test-deps
