@@ -13,12 +13,18 @@ type AddrMapper interface {
 	MapAddr(nodeID int32, host string, port int32) (string, int32, error)
 }
 
-// Address-bearing API keys and the first version that carries an address.
-// Produce v10+ and Fetch v16+ carry NodeEndpoints (KIP-951) as a tagged
-// field, present only when a partition's leader moved.
+// Address-bearing API keys and the first version whose responses can carry
+// an address on the wire. NodeEndpoints (KIP-951 in Produce and Fetch, and
+// the quorum APIs) are tagged fields, present only when a leader moved.
+// Apache Kafka writes them in Produce from v10 and Fetch from v16, but kmsg
+// writes and reads a tagged field at every flexible version, so a broker
+// built on it (kfake is) sends them from Produce v9 and Fetch v12, and a
+// client built on it (franz-go) uses them there. The table follows the
+// wire, not the spec. (Vote and FetchSnapshot v0 are flexible too, but
+// their endpoints' fields start at v1 in kmsg as well.)
 var addrFrom = map[int16]int16{
-	0:  10, // Produce: NodeEndpoints
-	1:  16, // Fetch: NodeEndpoints
+	0:  9,  // Produce: NodeEndpoints
+	1:  12, // Fetch: NodeEndpoints
 	3:  0,  // Metadata: Brokers
 	10: 0,  // FindCoordinator: Host/Port (v0-3), Coordinators (v4+)
 	52: 1,  // Vote: NodeEndpoints (controller quorum)
