@@ -17,7 +17,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/amber-kafka/amber/internal/kafkatest"
 	"github.com/amber-kafka/amber/internal/testkit"
+	"github.com/amber-kafka/amber/protocol"
 )
 
 // gcStream is franz-go producing (idempotently, to explicit partitions)
@@ -363,7 +365,10 @@ func TestClusterAddBroker(t *testing.T) {
 // new leader and, from Produce v10 and Fetch v16 on, the KIP-951
 // NodeEndpoints naming brokers: the proxy must rewrite those to its own
 // listeners (checked directly with raw requests) and the clients must
-// never learn a real address. Nothing may be lost or duplicated.
+// never learn a real address. The proxy keeps clients at Fetch v15 by
+// default (proxy.Options.FetchNodeEndpoints), so franz-go's fetches carry
+// no NodeEndpoints; a Fetch v16+ sent regardless of ApiVersions must still
+// have them rewritten. Nothing may be lost or duplicated.
 func TestClusterLeaderMoves(t *testing.T) {
 	t.Parallel()
 	pc := gcCluster(t)
@@ -385,7 +390,10 @@ func TestClusterLeaderMoves(t *testing.T) {
 // gcAssertNodeEndpoints sends a Produce and a Fetch for a partition of
 // topic to a broker that does not lead it, through the proxy, and checks
 // that the KIP-951 NodeEndpoints in the NOT_LEADER_OR_FOLLOWER answers name
-// the proxy's listeners (the one for each node id), not the brokers.
+// the proxy's listeners (the one for each node id), not the brokers. The
+// client negotiates Fetch v15, which has no NodeEndpoints; the Fetch is
+// also sent at the newest version on a raw connection that ignores
+// ApiVersions.
 func gcAssertNodeEndpoints(ctx context.Context, t *testing.T, pc *testkit.Proxied, dr *gcDialRecorder, topic string) {
 	t.Helper()
 	cl := gcKgoClient(t, pc, dr)
@@ -408,17 +416,16 @@ func gcAssertNodeEndpoints(ctx context.Context, t *testing.T, pc *testkit.Proxie
 	}
 	check := func(what string, version int16, minVersion int16, errCode int16, currentLeader int32, endpoints map[int32]string) {
 		t.Helper()
-		if version < minVersion {
-			t.Errorf("%s v%d cannot carry NodeEndpoints (v%d+): the check checks nothing", what, version, minVersion)
-			return
-		}
 		if err := kerr.ErrorForCode(errCode); !errors.Is(err, kerr.NotLeaderForPartition) {
 			t.Errorf("%s v%d to non-leader %d: error %v, want NOT_LEADER_OR_FOLLOWER", what, version, follower, err)
 		}
 		if currentLeader != leader {
 			t.Errorf("%s v%d: CurrentLeader %d, want %d", what, version, currentLeader, leader)
 		}
-		if len(endpoints) == 0 {
+		// Below minVersion Apache Kafka sends no NodeEndpoints, but kfake
+		// does (kmsg writes tagged fields at every flexible version): if
+		// there are any, they must be the proxy's.
+		if len(endpoints) == 0 && version >= minVersion {
 			t.Errorf("%s v%d: no NodeEndpoints in the response", what, version)
 		}
 		for node, addr := range endpoints {
@@ -480,7 +487,32 @@ func gcAssertNodeEndpoints(ctx context.Context, t *testing.T, pc *testkit.Proxie
 		endpoints[b.NodeID] = net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port)))
 	}
 	fpr := fresp.Topics[0].Partitions[0]
+	if v := freq.GetVersion(); v != protocol.FetchNoNodeEndpoints {
+		t.Errorf("the client fetched at v%d: the proxy should keep it at v%d", v, protocol.FetchNoNodeEndpoints)
+	}
 	check("Fetch", freq.GetVersion(), 16, fpr.ErrorCode, fpr.CurrentLeader.LeaderID, endpoints)
+
+	// A client that ignores ApiVersions: the proxy decodes and rewrites.
+	raw, err := kafkatest.DialRaw(advertised[follower])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	freq.SetVersion(protocol.MaxVersion(int16(kmsg.Fetch)))
+	kresp, err = raw.Request(freq)
+	if err != nil {
+		t.Fatalf("raw fetch v%d from node %d: %v", freq.GetVersion(), follower, err)
+	}
+	fresp = kresp.(*kmsg.FetchResponse)
+	if fresp.ErrorCode != 0 || len(fresp.Topics) != 1 || len(fresp.Topics[0].Partitions) != 1 {
+		t.Fatalf("raw fetch response: error %d, %d topics, want 1 with 1 partition: %+v", fresp.ErrorCode, len(fresp.Topics), fresp.Topics)
+	}
+	endpoints = make(map[int32]string)
+	for _, b := range fresp.Brokers {
+		endpoints[b.NodeID] = net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port)))
+	}
+	fpr = fresp.Topics[0].Partitions[0]
+	check("Fetch (raw)", freq.GetVersion(), 16, fpr.ErrorCode, fpr.CurrentLeader.LeaderID, endpoints)
 }
 
 // gcRawBatch is a valid magic-2 record batch holding one record with a null

@@ -301,6 +301,13 @@ func (c *conn) classify(frame []byte) (e inflight, expect bool, err error) {
 		e.req, e.clientID = req, string(h.ClientID)
 		e.decode = true
 	}
+	// A Fetch response below v16 is decoded when the proxy reads it, since
+	// a broker built on kmsg (kfake) writes NodeEndpoints at any flexible
+	// version, but a large one goes socket to socket unread: Apache Kafka
+	// writes none below v16, and reading a megabyte to find none is what
+	// FetchNodeEndpoints false trades away.
+	fetchBelowEndpoints := h.Key == 1 && h.Version <= protocol.FetchNoNodeEndpoints && !c.p.opts.FetchNodeEndpoints && e.req == nil
+	e.splice = !e.decode || fetchBelowEndpoints
 	return e, true, nil
 }
 
@@ -311,6 +318,7 @@ func (c *conn) upstreamLoop(up net.Conn) {
 	o := &c.p.opts
 	br := bufio.NewReaderSize(up, o.BufferBytes)
 	w := newFrameWriter(c.client, o.BufferBytes)
+	sp := newSplicePair(up, c.client)
 	var out []byte // a rewritten response, reused
 	for {
 		var prefix [protocol.SizeLen]byte
@@ -344,7 +352,15 @@ func (c *conn) upstreamLoop(up net.Conn) {
 		}
 
 		var ok bool
-		if out, ok = c.relay(br, w, e, prefix, size, out); !ok {
+		if sp.ok() && e.splice && int(size) >= spliceMinBytes {
+			// Large, and nothing needs to look into it (a Fetch response,
+			// usually): socket to socket, without copying it through the
+			// proxy.
+			ok = c.spliceResponse(sp, br, w, e, prefix, size)
+		} else {
+			out, ok = c.relay(br, w, e, prefix, size, out)
+		}
+		if !ok {
 			return
 		}
 		o.Metrics.Response(e.key, int(size)+protocol.SizeLen, time.Since(e.start))

@@ -50,7 +50,7 @@ func (c *conn) process(e inflight, frame, out []byte) ([]byte, func(), error) {
 
 	var changed bool
 	if av, ok := resp.(*kmsg.ApiVersionsResponse); ok {
-		changed = protocol.CapVersions(av, c.p.decodes)
+		changed = protocol.CapVersions(av, c.p.maxVersion)
 	} else if protocol.CarriesAddresses(e.key, e.version) {
 		if changed, err = protocol.RewriteAddresses(resp, c.p.addrs); err != nil {
 			return nil, wait, err

@@ -24,6 +24,9 @@ type inflight struct {
 	// raw: a SASL v0 token (after SaslHandshake v0): neither it nor its
 	// response carry a Kafka header.
 	raw bool
+	// splice: a large response may go from socket to socket unread, and so
+	// undecoded even if decode is set (see classify and spliceResponse).
+	splice bool
 
 	// For requests the tee observes: the decoded request, the client id,
 	// and the frame buffer the request aliases (a Produce request's

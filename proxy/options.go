@@ -90,6 +90,29 @@ type Options struct {
 	// Tee, when set, observes the exchanges of the API keys it lists (see
 	// Tee). Default nil: nothing is observed.
 	Tee Tee
+
+	// FetchNodeEndpoints lets clients use Fetch v16 and later, whose
+	// responses can carry the addresses of new partition leaders (KIP-951
+	// NodeEndpoints), and has the proxy read and decode every Fetch
+	// response that can carry them on the wire (v12+), to rewrite them.
+	//
+	// Default false: ApiVersions responses cap Fetch at v15
+	// (protocol.FetchNoNodeEndpoints), below which Apache Kafka writes no
+	// NodeEndpoints, and a Fetch response of 128 KiB or more goes from the
+	// broker's socket to the client's unread (splice) where both sides are
+	// plain TCP: about half the proxy's CPU per GB fetched
+	// (docs/BENCHMARKS.md). Smaller ones are read, and decoded and
+	// rewritten all the same. What clients lose is the address in KIP-951's
+	// hint: when a leader moves they still get its id (CurrentLeader) and
+	// refresh metadata to learn where it is, one round trip later. v17 and
+	// v18 add only broker-to-broker fields. A client that ignores
+	// ApiVersions and sends v16+ anyway has its responses decoded.
+	//
+	// Set it for brokers that write NodeEndpoints below Fetch v16 against
+	// the protocol, as those built on franz-go's kmsg do (kfake): with the
+	// default, the addresses in a large response from such a broker would
+	// reach the client.
+	FetchNodeEndpoints bool
 }
 
 // EnsureDefaults fills in zero fields with their defaults. It returns o so

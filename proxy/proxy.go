@@ -298,6 +298,20 @@ func (p *Proxy) decodes(key int16) bool {
 	return key >= 0 && int(key) < protocol.MaxKey && p.teeKeys[key]
 }
 
+// maxVersion returns the highest version of key the proxy lets clients use
+// (ApiVersions responses are capped to it), and false for a key it only
+// forwards, at any version.
+func (p *Proxy) maxVersion(key int16) (int16, bool) {
+	if !p.decodes(key) {
+		return 0, false
+	}
+	max := protocol.MaxVersion(key)
+	if key == 1 && !p.opts.FetchNodeEndpoints {
+		max = min(max, protocol.FetchNoNodeEndpoints)
+	}
+	return max, true
+}
+
 // teed reports whether the tee observes key.
 func (p *Proxy) teed(key int16) bool {
 	return p.opts.Tee != nil && key >= 0 && int(key) < protocol.MaxKey && p.teeKeys[key]
