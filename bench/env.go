@@ -68,9 +68,10 @@ func NewEnv(scenario string, o Options, kopts ...kfake.Opt) (*Env, error) {
 	}
 	pprof.Do(context.Background(), labels(scenario, "proxy", ""), func(context.Context) {
 		e.Proxy, err = proxy.New(proxy.Options{
-			Upstreams: e.Cluster.ListenAddrs(),
-			Listen:    "127.0.0.1:0",
-			Logger:    o.Logger,
+			Upstreams:          e.Cluster.ListenAddrs(),
+			Listen:             "127.0.0.1:0",
+			Logger:             o.Logger,
+			FetchNodeEndpoints: o.FetchNodeEndpoints,
 		})
 		if err == nil {
 			err = e.Proxy.Start()

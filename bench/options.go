@@ -79,6 +79,11 @@ type Options struct {
 	// once on its own if ScenarioProduce is not selected.
 	PacedRate float64
 
+	// FetchNodeEndpoints is passed to the proxy (proxy.Options): true has
+	// it decode every Fetch response instead of splicing large ones.
+	// Default false, the proxy's default.
+	FetchNodeEndpoints bool
+
 	// Progress, when set, receives one line per run as it completes.
 	Progress io.Writer
 

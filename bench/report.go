@@ -23,8 +23,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 	s, m := r.Settings, r.Machine
 	fmt.Fprintf(w, "amber-bench  %s  %d CPUs (GOMAXPROCS %d)  %s %s/%s  took %s\n", r.Time.Format("2006-01-02 15:04Z"),
 		m.CPUs, m.GOMAXPROCS, m.GoVersion, m.OS, m.Arch, r.Elapsed)
-	fmt.Fprintf(w, "kfake %d brokers, %d partitions, %d B records; %d rounds of direct+proxied, %s windows after %s warm-up; medians\n\n",
+	fmt.Fprintf(w, "kfake %d brokers, %d partitions, %d B records; %d rounds of direct+proxied, %s windows after %s warm-up; medians\n",
 		s.Brokers, s.Partitions, s.RecordBytes, s.Rounds, s.Duration, s.Warmup)
+	if s.FetchNodeEndpoints {
+		fmt.Fprintln(w, "proxy with FetchNodeEndpoints: clients at Fetch v16+, every Fetch response decoded")
+	}
+	fmt.Fprintln(w)
 	var table bytes.Buffer
 	tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "scenario\tmetric\tdirect\tproxied\tproxied vs direct\ttarget")

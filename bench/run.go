@@ -46,6 +46,8 @@ type Settings struct {
 	Scenarios   []string `json:"scenarios"`
 	// PacedRate is the records/s ScenarioPaced ran at, 0 if it did not.
 	PacedRate float64 `json:"paced_rate,omitempty"`
+	// FetchNodeEndpoints is the proxy option the run used.
+	FetchNodeEndpoints bool `json:"fetch_node_endpoints,omitempty"`
 }
 
 // Result compares one metric of one scenario between the two modes. Direct
@@ -108,6 +110,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			RecordBytes: o.RecordBytes,
 			Linger:      o.linger().String(),
 			Scenarios:   slices.Clone(o.Scenarios),
+
+			FetchNodeEndpoints: o.FetchNodeEndpoints,
 		},
 	}
 

@@ -55,6 +55,7 @@ func run() int {
 	flag.IntVar(&o.RecordBytes, "record-bytes", bench.DefaultRecordBytes, "bytes per record value")
 	flag.DurationVar(&o.Linger, "linger", bench.DefaultLinger, "producer linger of the produce throughput scenario (negative: none)")
 	flag.Float64Var(&o.PacedRate, "rate", 0, "records/s of the paced latency scenario (0: half the direct produce rate)")
+	flag.BoolVar(&o.FetchNodeEndpoints, "fetch-node-endpoints", false, "let the proxy's clients use Fetch v16+ and decode every Fetch response (proxy.Options.FetchNodeEndpoints) instead of splicing large ones")
 	flag.StringVar(&scenarios, "scenarios", strings.Join(bench.Scenarios, ","), "comma-separated scenarios to run")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: amber-bench [flags]\n\n"+
