@@ -33,9 +33,10 @@ type conn struct {
 	log    *zap.Logger
 
 	inflight chan inflight
-	pending  atomic.Int64 // requests forwarded whose response is not yet delivered
-	draining atomic.Bool  // Shutdown asked: read no new requests
-	readDone atomic.Bool  // the client goroutine stopped reading requests
+	upDone   chan struct{} // closed when the upstream goroutine ends; set before it starts
+	pending  atomic.Int64  // requests forwarded whose response is not yet delivered
+	draining atomic.Bool   // Shutdown asked: read no new requests
+	readDone atomic.Bool   // the client goroutine stopped reading requests
 
 	mu struct {
 		sync.Mutex
@@ -126,9 +127,8 @@ func (c *conn) clientLoop() (net.Conn, chan struct{}, error) {
 	o := &c.p.opts
 	br := bufio.NewReaderSize(c.client, o.BufferBytes)
 	var (
-		up     net.Conn
-		w      *frameWriter
-		upDone chan struct{}
+		up net.Conn
+		w  *frameWriter
 	)
 	stop := func(err error) (net.Conn, chan struct{}, error) {
 		if up != nil {
@@ -141,7 +141,7 @@ func (c *conn) clientLoop() (net.Conn, chan struct{}, error) {
 		if up != nil && c.pending.Load() == 0 {
 			up.SetReadDeadline(time.Now()) // wake the upstream goroutine to exit
 		}
-		return up, upDone, err
+		return up, c.upDone, err
 	}
 	for {
 		if c.draining.Load() {
@@ -187,9 +187,9 @@ func (c *conn) clientLoop() (net.Conn, chan struct{}, error) {
 				return stop(err)
 			}
 			w = newFrameWriter(up, o.BufferBytes)
-			upDone = make(chan struct{})
+			c.upDone = make(chan struct{})
 			go func() {
-				defer close(upDone)
+				defer close(c.upDone)
 				c.upstreamLoop(up)
 			}()
 		}
@@ -230,7 +230,8 @@ func (c *conn) clientLoop() (net.Conn, chan struct{}, error) {
 // is the back-pressure on a client. Before blocking it flushes w, because
 // the responses that would free a slot may be owed to requests still
 // sitting in w (a client pipelining more than MaxInFlight small requests
-// at once would otherwise wait forever).
+// at once would otherwise wait forever). It gives up if the upstream
+// goroutine ends, since then no slot will ever be freed.
 func (c *conn) push(w *frameWriter, e inflight) error {
 	e.start = time.Now()
 	c.pending.Add(1)
@@ -239,9 +240,15 @@ func (c *conn) push(w *frameWriter, e inflight) error {
 		return nil
 	default:
 	}
-	err := w.flush()
-	c.inflight <- e
-	return err
+	if err := w.flush(); err != nil {
+		return err
+	}
+	select {
+	case c.inflight <- e:
+		return nil
+	case <-c.upDone:
+		return net.ErrClosed
+	}
 }
 
 // classify reads a request's header and decides how its response is
@@ -418,9 +425,9 @@ func (c *conn) relay(br *bufio.Reader, w *frameWriter, e inflight, prefix [proto
 	if !e.internal { // the proxy's own request: its response stays here
 		w.write(prefix[:], frame)
 	}
-	// Written, and the decoded response is gone. A teed request's buffer is
-	// released only now, after the tee's wait: a tee that is slow to copy
-	// what it keeps is not handed another frame's bytes.
+	// Written, and the decoded response is gone: nothing aliases the frame.
+	// A teed request's buffer goes back now too, once its response is
+	// written (and after the tee's wait, though the tee may not rely on it).
 	frames.put(fb)
 	frames.put(e.owned)
 	return out, true

@@ -3,7 +3,9 @@ package proxy_test
 import (
 	"bytes"
 	"encoding/binary"
+	"net"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -211,5 +213,54 @@ func TestPipelinePastMaxInFlight(t *testing.T) {
 		if got := protocol.CorrelationID(frame); got != want {
 			t.Fatalf("got response %d, want %d", got, want)
 		}
+	}
+}
+
+// TestBrokerGoneWhileInFlightFull: a client past MaxInFlight waits for a
+// free slot; if the broker goes away instead of answering, the connection
+// must still close and the proxy must still shut down.
+func TestBrokerGoneWhileInFlightFull(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() { // reads two requests, answers none, hangs up
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		readFrame(c)
+		readFrame(c)
+		c.Close()
+	}()
+	p, err := proxy.New(proxy.Options{Upstreams: []string{ln.Addr().String()}, Listen: "127.0.0.1:0", MaxInFlight: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := kafkatest.DialRaw(p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var out []byte
+	for corr := int32(1); corr <= 10; corr++ {
+		out = append(out, sized(rawRequest(futureKey, 0, corr, nil))...)
+	}
+	if _, err := conn.Write(out); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ReadFrame(); err == nil {
+		t.Fatal("a response came from a broker that sends none")
+	}
+	closed := make(chan struct{})
+	go func() { p.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not return: the client goroutine is stuck waiting for an in-flight slot")
 	}
 }
