@@ -130,6 +130,7 @@ type Journal struct {
 	done chan struct{}
 
 	failed      atomic.Pointer[error] // set once by a fatal store error
+	failedC     chan struct{}         // closed when failed is set
 	commitStart atomic.Int64          // unix ns of the running commit, 0 if none
 
 	mu struct {
@@ -142,15 +143,19 @@ type Journal struct {
 		lastErr error
 	}
 
-	// commitMu serialises Commit; nextSeq is the next event sequence.
-	commitMu sync.Mutex
-	nextSeq  uint64
+	// commitSem (one slot) serialises Commit; nextSeq is the next event
+	// sequence. It is a channel, not a mutex, because a goroutine that
+	// meets a fatal Pebble error is parked for good holding it (see
+	// pebbleLogger): waiters give up when failedC closes.
+	commitSem chan struct{}
+	nextSeq   uint64
 
 	// backlog is the bytes of batches journaled and not yet uploaded;
-	// uploadMu serialises uploads (Uploader) against each other.
+	// uploadSem (one slot, like commitSem) serialises uploads (Uploader)
+	// against each other and against Close.
 	backlog         atomic.Int64
-	uploadMu        sync.Mutex
-	closedForUpload bool // under uploadMu: Close has begun
+	uploadSem       chan struct{}
+	closedForUpload bool // while holding uploadSem: Close has begun
 
 	stats struct {
 		batches, batchBytes, duplicates, events, commits, commitErrors, refused, commitNanos atomic.Int64
@@ -165,11 +170,14 @@ func OpenJournal(opts JournalOptions) (*Journal, error) {
 		return nil, err
 	}
 	j := &Journal{
-		opts: opts,
-		log:  opts.Logger.With(zap.String("component", "journal")),
-		wake: make(chan struct{}, 1),
-		stop: make(chan struct{}),
-		done: make(chan struct{}),
+		opts:      opts,
+		log:       opts.Logger.With(zap.String("component", "journal")),
+		wake:      make(chan struct{}, 1),
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
+		failedC:   make(chan struct{}),
+		commitSem: make(chan struct{}, 1),
+		uploadSem: make(chan struct{}, 1),
 	}
 	popts := &pebble.Options{
 		FS:                 opts.FS,
@@ -349,8 +357,14 @@ func (j *Journal) loop() {
 // tells every waiter the outcome. It is the loop's step; tests call it to
 // commit by hand.
 func (j *Journal) Commit() error {
-	j.commitMu.Lock()
-	defer j.commitMu.Unlock()
+	select {
+	case j.commitSem <- struct{}{}:
+	case <-j.failedC:
+		// The commit that failed may be parked for good holding the
+		// semaphore: answer what waits with the failure instead.
+		return j.refuseWaiting()
+	}
+	defer func() { <-j.commitSem }()
 	j.mu.Lock()
 	batches, events, waiters := j.mu.batches, j.mu.events, j.mu.waiters
 	j.mu.batches, j.mu.events, j.mu.waiters = nil, nil, nil
@@ -372,6 +386,33 @@ func (j *Journal) Commit() error {
 	}
 	return err
 }
+
+// refuseWaiting answers every pending append with the journal's failure.
+func (j *Journal) refuseWaiting() error {
+	err := *j.failed.Load()
+	j.mu.Lock()
+	waiters := j.mu.waiters
+	j.mu.batches, j.mu.events, j.mu.waiters = nil, nil, nil
+	j.mu.bytes = 0
+	j.mu.Unlock()
+	for _, w := range waiters {
+		w <- err
+	}
+	return err
+}
+
+// lockUploads takes uploadSem, or reports false once the journal has
+// failed: an upload parked by the failure may hold it for good.
+func (j *Journal) lockUploads() bool {
+	select {
+	case j.uploadSem <- struct{}{}:
+		return true
+	case <-j.failedC:
+		return false
+	}
+}
+
+func (j *Journal) unlockUploads() { <-j.uploadSem }
 
 func (j *Journal) commit(batches []Batch, events []Event) error {
 	if errp := j.failed.Load(); errp != nil {
@@ -497,9 +538,10 @@ func (j *Journal) Close() error {
 	}
 	j.mu.closed = true
 	j.mu.Unlock()
-	j.uploadMu.Lock() // let a running upload finish, and start no other
-	j.closedForUpload = true
-	j.uploadMu.Unlock()
+	if j.lockUploads() { // let a running upload finish, and start no other
+		j.closedForUpload = true
+		j.unlockUploads()
+	}
 	if !j.opts.ReadOnly {
 		close(j.stop)
 		select {
@@ -521,6 +563,7 @@ func (j *Journal) Close() error {
 func (j *Journal) fail(err error) {
 	err = fmt.Errorf("%w: %v (restart the proxy once the disk under %s is fixed; holes will be backfilled)", ErrFailed, err, j.opts.Dir)
 	if j.failed.CompareAndSwap(nil, &err) {
+		close(j.failedC)
 		j.log.Error("journal failed; the proxy keeps forwarding without it", zap.Error(err))
 	}
 }

@@ -8,7 +8,7 @@ import (
 
 // The journal side of uploading: what to upload next, and forgetting it
 // once the store has confirmed it. Only the uploader calls these, holding
-// uploadMu.
+// uploadSem.
 
 // uploadSeq is the next upload number of this writer.
 func (j *Journal) uploadSeq() (uint64, error) { return j.metaUint64("upseq") }

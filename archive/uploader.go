@@ -129,7 +129,10 @@ func (u *Uploader) Stop(ctx context.Context) error {
 	u.once.Do(func() {
 		close(u.stop)
 		if u.started.Load() {
-			<-u.done
+			select {
+			case <-u.done:
+			case <-u.opts.Journal.failedC: // the loop may be parked by the failure for good
+			}
 		}
 		u.stopErr = u.Flush(ctx)
 	})
@@ -211,10 +214,18 @@ func (u *Uploader) Flush(ctx context.Context) error {
 // carried (0: nothing to do).
 func (u *Uploader) uploadOne(ctx context.Context) (int, error) {
 	j := u.opts.Journal
-	j.uploadMu.Lock()
-	defer j.uploadMu.Unlock()
+	if !j.lockUploads() {
+		return 0, *j.failed.Load()
+	}
+	defer j.unlockUploads()
 	if j.closedForUpload {
 		return 0, ErrClosed
+	}
+	if errp := j.failed.Load(); errp != nil {
+		// Pebble cannot write any more: an upload could not be
+		// recorded, and would be repeated forever. What the journal
+		// holds is uploaded after the restart.
+		return 0, *errp
 	}
 	for {
 		seq, err := j.uploadSeq()
