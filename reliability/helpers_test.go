@@ -151,15 +151,23 @@ type tpo struct {
 
 // ackLog records the offsets whose acknowledgement reached a client.
 type ackLog struct {
-	mu sync.Mutex
-	m  map[tpo]string // value of the record
+	mu    sync.Mutex
+	m     map[tpo]string // value of the record
+	order []ackTiming    // in the order acknowledgements arrived
+}
+
+type ackTiming struct {
+	partition int32
+	latency   time.Duration // from Produce to the acknowledgement
 }
 
 func newAckLog() *ackLog { return &ackLog{m: map[tpo]string{}} }
 
 func (a *ackLog) add(r *kgo.Record) {
+	lat := time.Since(r.Timestamp)
 	a.mu.Lock()
 	a.m[tpo{r.Topic, r.Partition, r.Offset}] = string(r.Value)
+	a.order = append(a.order, ackTiming{r.Partition, lat})
 	a.mu.Unlock()
 }
 
@@ -215,7 +223,7 @@ func startStream(t testing.TB, bootstrap []string, topic, tag string, inflight i
 			}
 			wg.Add(1)
 			s.sent.Add(1)
-			r := &kgo.Record{Key: fmt.Appendf(nil, "k%d", i%97), Value: fmt.Appendf(nil, "%s-%d", tag, i),
+			r := &kgo.Record{Key: fmt.Appendf(nil, "k%d", i%97), Value: fmt.Appendf(nil, "%s-%d", tag, i), Timestamp: time.Now(),
 				Headers: []kgo.RecordHeader{{Key: "n", Value: fmt.Appendf(nil, "%d", i)}}}
 			cl.Produce(context.Background(), r, func(r *kgo.Record, err error) {
 				defer wg.Done()
@@ -245,15 +253,31 @@ func (s *stream) progress(t testing.TB, n int, within time.Duration) {
 	s.waitAcks(t, s.acks.len()+n, within)
 }
 
-// finish stops producing and waits for every record in flight; it returns
-// the produce errors.
+// latencies returns, per partition, the produce latencies of the records
+// acknowledged after the first from.
+func (s *stream) latencies(from int) map[int32][]time.Duration {
+	s.acks.mu.Lock()
+	defer s.acks.mu.Unlock()
+	out := map[int32][]time.Duration{}
+	for _, a := range s.acks.order[min(from, len(s.acks.order)):] {
+		out[a.partition] = append(out[a.partition], a.latency)
+	}
+	return out
+}
+
+// finish stops producing and waits (up to a minute) for every record in
+// flight; it returns the produce errors.
 func (s *stream) finish() []error {
 	select {
 	case <-s.stop:
 	default:
 		close(s.stop)
 	}
-	<-s.done
+	select {
+	case <-s.done:
+	case <-time.After(time.Minute):
+		return []error{fmt.Errorf("records still unacknowledged a minute after the stream stopped")}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.errs
