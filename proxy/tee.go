@@ -20,10 +20,10 @@ type Tee interface {
 	// response is written to the client. Request is a decoded message that
 	// aliases a pooled frame buffer (a Produce request's batches are not
 	// copied): it is valid only until Observe returns, so the tee copies
-	// what it keeps of it. Response is decoded with copies and may be
-	// kept. A request the
-	// broker answers with no response (Produce with acks=0) is observed on
-	// the client goroutine as it is forwarded, with a nil Response.
+	// what it keeps of it. Response is decoded with copies and may be kept.
+	// A request the broker answers with no response (Produce with acks=0)
+	// is observed on the client goroutine as it is forwarded, with a nil
+	// Response.
 	//
 	// If Observe returns a wait function, the proxy calls it before the
 	// response goes to the client: it blocks until what the tee keeps of
