@@ -61,6 +61,7 @@ type proxyConfig struct {
 	maxBacklog     int64
 	keyFile        string
 	uploadTimeout  time.Duration
+	fetchNodeEnds  bool
 	backfillEvery  time.Duration
 	backfillTopics listFlag
 	logLevel       string
@@ -84,6 +85,7 @@ func runProxy(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&cfg.flushInterval, "flush-interval", archive.DefaultFlushInterval, "upload at least this often")
 	fs.IntVar(&cfg.flushBytes, "flush-bytes", archive.DefaultFlushBytes, "upload as soon as this many bytes wait; also the segment size")
 	fs.Int64Var(&cfg.maxBacklog, "max-backlog-bytes", 10<<30, "bytes that may wait for upload (object store down) before new batches are refused, become holes, and /readyz fails; 0 for no cap")
+	fs.BoolVar(&cfg.fetchNodeEnds, "fetch-node-endpoints", false, "let clients use Fetch v16+ (KIP-951 NodeEndpoints), decoding every Fetch response to rewrite them; off: Fetch is capped at v15 and large responses are spliced, about half the proxy's CPU per GB fetched")
 	fs.DurationVar(&cfg.uploadTimeout, "upload-timeout", archive.DefaultAttemptTimeout, "longest one upload attempt may take before it is retried")
 	fs.DurationVar(&cfg.backfillEvery, "backfill-interval", time.Minute, "how often a background backfill fetches the archive's holes (records produced around the proxy, transaction markers) from the cluster and snapshots configs and group offsets; 0 turns it off")
 	fs.Var(&cfg.backfillTopics, "backfill-topic", "topics the background backfill covers, comma-separated or repeated (default: every topic but internal ones)")
@@ -145,6 +147,8 @@ func runProxy(args []string, stdout, stderr io.Writer) error {
 		UpstreamTLS:    upstreamTLS,
 		Logger:         log,
 		Metrics:        newProxyMetrics(reg),
+
+		FetchNodeEndpoints: cfg.fetchNodeEnds,
 	}
 	// Validate before anything is created on disk.
 	if err := opts.EnsureDefaults().Validate(); err != nil {
