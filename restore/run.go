@@ -151,8 +151,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 						results[wk.topic][k] = pr
 					}
 				}
-				if err != nil {
+				// After a first failure the others are cancelled: their
+				// "context canceled" says nothing the first does not.
+				if err != nil && (len(errs) == 0 || wctx.Err() == nil || ctx.Err() != nil) {
 					errs = append(errs, err)
+				}
+				if err != nil {
 					cancel()
 				}
 				mu.Unlock()

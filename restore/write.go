@@ -331,7 +331,12 @@ func (w *partWriter) settle(ctx context.Context) error {
 	}
 	w.attempts++
 	w.backoff = min(max(2*w.backoff, 100*time.Millisecond), 5*time.Second)
-	w.t.refresh(ctx, w.topic)
+	if rerr := w.t.refresh(ctx, w.topic); errors.Is(rerr, kerr.UnknownTopicOrPartition) && (w.batches > 0 || w.resumeAt > 0) {
+		// The topic held this restore's writes and is gone now: it
+		// was deleted under the restore. Retrying cannot bring it back
+		// (20 attempts took over a minute to say so).
+		return fmt.Errorf("write %s/%d: %w (the target topic was deleted during the restore; run it again to start over)", w.topic, w.partition, rerr)
+	}
 	select {
 	case <-time.After(w.backoff):
 	case <-ctx.Done():
