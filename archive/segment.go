@@ -487,8 +487,11 @@ func decodeIndex(name string, b []byte, key *Key) (*Index, error) {
 		default:
 			return nil, bad(fmt.Sprintf("block kind %d", blk.Kind))
 		}
-		if blk.Offset < int64(len(segmentMagic)) || blk.Offset+blk.Length > ix.SegSize {
+		if blk.Offset < int64(len(segmentMagic)) || blk.Length < 0 || blk.Offset+blk.Length > ix.SegSize {
 			return nil, bad("block outside its segment")
+		}
+		if blk.RawLength < 0 {
+			return nil, bad("block raw length")
 		}
 		ix.Blocks = append(ix.Blocks, blk)
 	}
@@ -552,6 +555,10 @@ func (r *ixReader) str() string {
 	return string(r.bytes(int(n)))
 }
 
+// maxBlockPrealloc bounds the buffer decodeBlock allocates up front from
+// a block's stated raw length (a larger block grows it as it decodes).
+const maxBlockPrealloc = 64 << 20
+
 // decodeBlock checks, decrypts and decompresses a block's stored bytes.
 func decodeBlock(ix *Index, n int, stored []byte, key *Key) ([]byte, error) {
 	blk := &ix.Blocks[n]
@@ -569,7 +576,9 @@ func decodeBlock(ix *Index, n int, stored []byte, key *Key) ([]byte, error) {
 		stored = p
 	}
 	if blk.Codec == codecZstd {
-		raw, err := zdec.DecodeAll(stored, make([]byte, 0, blk.RawLength))
+		// The index's raw length sizes the buffer only up to a bound: a
+		// damaged or hostile index could state any length.
+		raw, err := zdec.DecodeAll(stored, make([]byte, 0, min(max(blk.RawLength, 0), maxBlockPrealloc)))
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s block %d: %v", ErrCorrupt, ix.Segment, n, err)
 		}
