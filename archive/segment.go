@@ -386,7 +386,7 @@ func encodeIndex(ix *Index, key *Key) []byte {
 func decodeIndex(name string, b []byte, key *Key) (*Index, error) {
 	bad := func(what string) error { return fmt.Errorf("%w: %s: %s", ErrCorrupt, name, what) }
 	if len(b) < len(indexMagic)+2+4 || string(b[:len(indexMagic)]) != indexMagic {
-		if len(b) >= 8 && bytes.HasPrefix(b, []byte("AMBRIDX")) {
+		if len(b) >= 8 && bytes.HasPrefix(b, []byte("AMBRIDX")) && b[7] != indexMagic[7] { // not a truncated AMBRIDX1
 			return nil, fmt.Errorf("%w: %s is index format %q, newer than this amber reads: upgrade amber", ErrFormat, name, b[7])
 		}
 		return nil, bad("not an index object")
