@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
 
 	"github.com/amber-kafka/amber/archive"
 	"github.com/amber-kafka/amber/archive/file"
@@ -416,4 +418,160 @@ func TestTwoProxiesOneArchiveOneKilled(t *testing.T) {
 	cmp := verifyAgainstCmd(t, m.Env(), url, c.ListenAddrs(), "two")
 	t.Logf("RESULT two proxies, one killed: %d records acknowledged, all %d archived under %d writer ids; while A was down (%s) the producers of A, B and both had %d, %d and %d acknowledged; A's producer resumed %s after its restart; verify --against matched %d",
 		len(acks), held, len(writers), failover.Round(time.Millisecond), during["A"], during["B"], during["both"], resumed.Round(time.Millisecond), cmp.Matched)
+}
+
+// TestSecretsStayOutOfLogsAndConfig runs the proxy at debug level with
+// every secret it can meet: S3 credentials, an archive encryption key, a
+// TLS private key, and clients authenticating with SASL through it (one
+// with a wrong password). None may appear in its output, nor in
+// --print-config, nor in the errors of restore and ls given wrong
+// passwords.
+func TestSecretsStayOutOfLogsAndConfig(t *testing.T) {
+	const (
+		saslPass  = "app-sasl-password-7f3a"
+		wrongPass = "wrong-sasl-password-91c2"
+		keyHex    = "5ec2e7f10b9d4c3a8e6f2d1b0a9c8e7d6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c"
+		token     = "session-token-d4e5f6"
+	)
+	m := testkit.StartMinIO(t)
+	m.MakeBucket(t, "sec", false)
+	c := testkit.NewCluster(t, kfake.SeedTopics(2, "s"), kfake.EnableSASL(), kfake.Superuser("PLAIN", "app", saslPass))
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "archive.key")
+	os.WriteFile(keyFile, []byte(keyHex+"\n"), 0o600)
+	ca := testkit.NewCA(t)
+	_, certFile, tlsKeyFile := ca.WriteFiles(t, dir, "proxy")
+	pemKey, _ := os.ReadFile(tlsKeyFile)
+	pemLines := strings.Split(strings.TrimSpace(string(pemKey)), "\n")
+	secrets := []string{m.SecretKey, saslPass, wrongPass, keyHex, token, pemLines[1]}
+
+	listen := freePort(t)
+	env := m.Env()
+	env["AMBER_SASL_PASSWORD"] = saslPass
+	args := []string{"--upstream", strings.Join(c.ListenAddrs(), ","), "--listen", listen, "--admin-listen", "",
+		"--data", filepath.Join(dir, "data"), "--archive", m.URL("sec", "p"), "--encryption-key-file", keyFile,
+		"--tls-cert", certFile, "--tls-key", tlsKeyFile, "--log-level", "debug", "--flush-interval", "100ms"}
+	cmd, out := startProxyEnv(t, env, args...)
+	waitListening(t, listen)
+	tlsOpt := kgo.DialTLSConfig(ca.ClientConfig(t, false))
+	for _, pass := range []string{saslPass, wrongPass} {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(listen), tlsOpt, kgo.SASL(plain.Auth{User: "app", Pass: pass}.AsMechanism()),
+			kgo.DefaultProduceTopic("s"), kgo.RequestRetries(0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		err = cl.ProduceSync(ctx, &kgo.Record{Value: []byte("v")}).FirstErr()
+		cancel()
+		cl.Close()
+		if (err == nil) != (pass == saslPass) {
+			t.Errorf("produce with password %s: %v", pass, err)
+		}
+	}
+	stopProxy(t, cmd)
+	logs := out.String()
+	if !strings.Contains(logs, `"level":"debug"`) {
+		t.Fatalf("no debug lines: the check would be empty:\n%s", logs)
+	}
+
+	env["AWS_SESSION_TOKEN"] = token
+	cfgOut, cfgErr, err := amberEnv(t, env, append([]string{"proxy", "--print-config"}, args...)...)
+	if err != nil {
+		t.Fatalf("--print-config: %v %s", err, cfgErr)
+	}
+	delete(env, "AWS_SESSION_TOKEN")
+	for _, want := range []string{"admin-listen: \"\"", "# AWS_SECRET_ACCESS_KEY=********", "# AWS_SESSION_TOKEN=********", "# AMBER_SASL_PASSWORD=********"} {
+		if !strings.Contains(cfgOut, want) {
+			t.Errorf("--print-config lacks %q:\n%s", want, cfgOut)
+		}
+	}
+
+	// Commands that take passwords, given wrong ones.
+	restoreOut, restoreErr, err := amberEnv(t, env, "restore", "--archive", m.URL("sec", "p"), "--encryption-key-file", keyFile,
+		"--bootstrap", c.ListenAddrs()[0], "--topic", "s:s2", "--sasl-mechanism", "PLAIN", "--sasl-user", "app", "--sasl-password", wrongPass)
+	// kfake closes the connection on a failed authentication (Kafka
+	// answers SASL_AUTHENTICATION_FAILED): the restore says EOF.
+	if err == nil || !strings.Contains(restoreErr, "list target topics") {
+		t.Errorf("restore with a wrong SASL password: %v\n%s", err, restoreErr)
+	}
+	badS3 := map[string]string{"AWS_ACCESS_KEY_ID": m.AccessKey, "AWS_SECRET_ACCESS_KEY": "wrong-s3-secret-0b1c", "AWS_REGION": "us-east-1"}
+	secrets = append(secrets, "wrong-s3-secret-0b1c")
+	lsOut, lsErr, err := amberEnv(t, badS3, "ls", "--archive", m.URL("sec", "p"))
+	if err == nil {
+		t.Errorf("ls with a wrong S3 secret succeeded")
+	}
+
+	for what, text := range map[string]string{"proxy output": logs, "--print-config": cfgOut + cfgErr,
+		"restore with a wrong password": restoreOut + restoreErr, "ls with a wrong secret": lsOut + lsErr} {
+		for _, s := range secrets {
+			if strings.Contains(text, s) {
+				t.Errorf("%s contains the secret %q", what, s)
+			}
+		}
+	}
+	t.Logf("RESULT secrets: %d secrets absent from %d lines of debug log, --print-config, restore and ls errors (%q; %q)",
+		len(secrets), strings.Count(logs, "\n"), grepLine(restoreErr, "amber restore:"), firstLine(lsErr))
+}
+
+// grepLine returns the first line of s containing sub.
+func grepLine(s, sub string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			return strings.TrimSpace(l)
+		}
+	}
+	return ""
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
+	return line
+}
+
+// TestAdminListensOnLocalhostByDefault: without --admin-listen, /metrics,
+// /healthz and /readyz are served on 127.0.0.1:9080 only: the socket is
+// bound to the loopback address, and this host's other addresses refuse
+// the port.
+func TestAdminListensOnLocalhostByDefault(t *testing.T) {
+	if ln, err := net.Listen("tcp", "127.0.0.1:9080"); err != nil {
+		t.Skipf("port 9080 is taken on this host: %v", err)
+	} else {
+		ln.Close()
+	}
+	c := testkit.NewCluster(t)
+	listen := freePort(t)
+	cmd, _ := startProxyEnv(t, nil, "--upstream", strings.Join(c.ListenAddrs(), ","), "--listen", listen, "--data", t.TempDir())
+	waitHTTP(t, "http://127.0.0.1:9080/healthz", 200)
+	tcp, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bound []string
+	for _, line := range strings.Split(string(tcp), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) > 3 && strings.HasSuffix(f[1], ":2378") && f[3] == "0A" { // port 9080, LISTEN
+			bound = append(bound, f[1])
+		}
+	}
+	if len(bound) != 1 || bound[0] != "0100007F:2378" {
+		t.Errorf("admin sockets listening on port 9080: %v, want only 0100007F:2378 (127.0.0.1)", bound)
+	}
+	addrs, _ := net.InterfaceAddrs()
+	tried := 0
+	for _, a := range addrs {
+		ip, _, _ := net.ParseCIDR(a.String())
+		if ip == nil || ip.IsLoopback() {
+			continue
+		}
+		tried++
+		if conn, err := net.DialTimeout("tcp", net.JoinHostPort(ip.String(), "9080"), time.Second); err == nil {
+			conn.Close()
+			t.Errorf("the admin port answers on %s", ip)
+		}
+	}
+	if v6, err := os.ReadFile("/proc/net/tcp6"); err == nil && strings.Contains(string(v6), ":2378 00000000000000000000000000000000:0000 0A") {
+		t.Error("an IPv6 socket listens on port 9080")
+	}
+	stopProxy(t, cmd)
+	t.Logf("RESULT admin default: listening on %v only; refused on %d other addresses of this host", bound, tried)
 }
