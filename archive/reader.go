@@ -18,6 +18,12 @@ type Archive struct {
 	store   Store
 	key     *Key
 	indexes []*Index
+
+	// parts caches partitions(), built on first use: every
+	// ReadPartition of a restore would otherwise walk every index of
+	// every partition (10,000 partitions took hours). Refresh clears it.
+	partsMu sync.Mutex
+	parts   map[tp][]batchRef
 }
 
 // OpenArchive reads the indexes of every writer in store. key decrypts an
@@ -95,8 +101,18 @@ type batchRef struct {
 }
 
 // partitions groups every indexed batch by partition, each sorted by base
-// offset (then by ack time, so the first copy of a batch wins).
+// offset (then by ack time, so the first copy of a batch wins). The map is
+// shared: callers must not change it.
 func (a *Archive) partitions() map[tp][]batchRef {
+	a.partsMu.Lock()
+	defer a.partsMu.Unlock()
+	if a.parts == nil {
+		a.parts = a.buildPartitions()
+	}
+	return a.parts
+}
+
+func (a *Archive) buildPartitions() map[tp][]batchRef {
 	out := map[tp][]batchRef{}
 	for _, ix := range a.indexes {
 		for bi := range ix.Blocks {

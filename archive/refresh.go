@@ -40,5 +40,8 @@ func (a *Archive) Refresh(ctx context.Context) error {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	a.indexes = out
+	a.partsMu.Lock()
+	a.parts = nil
+	a.partsMu.Unlock()
 	return nil
 }

@@ -9,17 +9,23 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 
 	"github.com/amber-kafka/amber/archive"
 	"github.com/amber-kafka/amber/archive/file"
+	"github.com/amber-kafka/amber/internal/kafkatest"
 	"github.com/amber-kafka/amber/internal/testkit"
 	"github.com/amber-kafka/amber/protocol"
 )
@@ -574,4 +580,274 @@ func TestAdminListensOnLocalhostByDefault(t *testing.T) {
 	}
 	stopProxy(t, cmd)
 	t.Logf("RESULT admin default: listening on %v only; refused on %d other addresses of this host", bound, tried)
+}
+
+// loadConn is one client connection of the load test: it owns a few
+// partitions, all led by one broker, and produces one record to each per
+// round.
+type loadConn struct {
+	id         int
+	addr       string // the proxy's listener for the partitions' leader
+	partitions []int32
+	rounds     int
+	acks       []ack
+	consumed   int
+	err        error
+}
+
+// run produces rounds until the deadline, then reads its partitions back
+// and checks that each holds exactly its records, in order.
+func (lc *loadConn) run(topic string, deadline time.Time) {
+	conn, err := kafkatest.DialRaw(lc.addr)
+	if err != nil {
+		lc.err = err
+		return
+	}
+	defer conn.Close()
+	for time.Now().Before(deadline) {
+		req := kmsg.NewPtrProduceRequest()
+		req.SetVersion(9)
+		req.Acks, req.TimeoutMillis = -1, 30000
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = topic
+		for _, p := range lc.partitions {
+			rp := kmsg.NewProduceRequestTopicPartition()
+			rp.Partition = p
+			rp.Records = testkit.RecordBatch(fmt.Appendf(nil, "c%d", lc.id), fmt.Appendf(nil, "c%d-p%d-r%d", lc.id, p, lc.rounds))
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		req.Topics = append(req.Topics, rt)
+		resp, err := conn.Request(req)
+		if err != nil {
+			lc.err = fmt.Errorf("round %d: %w", lc.rounds, err)
+			return
+		}
+		now := time.Now()
+		for _, t := range resp.(*kmsg.ProduceResponse).Topics {
+			for _, p := range t.Partitions {
+				if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+					lc.err = fmt.Errorf("round %d: %s/%d: %w", lc.rounds, t.Topic, p.Partition, err)
+					return
+				}
+				lc.acks = append(lc.acks, ack{place{t.Topic, p.Partition, p.BaseOffset}, now})
+			}
+		}
+		lc.rounds++
+	}
+	// Consume: every partition holds this connection's records, in order.
+	for _, p := range lc.partitions {
+		var got []string
+		for offset := int64(0); len(got) < lc.rounds; {
+			req := kmsg.NewPtrFetchRequest()
+			req.SetVersion(11)
+			req.MaxWaitMillis, req.MaxBytes = 100, 1<<20
+			rt := kmsg.NewFetchRequestTopic()
+			rt.Topic = topic
+			rp := kmsg.NewFetchRequestTopicPartition()
+			rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = p, offset, 1<<20
+			rt.Partitions = append(rt.Partitions, rp)
+			req.Topics = append(req.Topics, rt)
+			resp, err := conn.Request(req)
+			if err != nil {
+				lc.err = fmt.Errorf("fetch %d@%d: %w", p, offset, err)
+				return
+			}
+			fp := resp.(*kmsg.FetchResponse).Topics[0].Partitions[0]
+			if err := kerr.ErrorForCode(fp.ErrorCode); err != nil {
+				lc.err = fmt.Errorf("fetch %d@%d: %w", p, offset, err)
+				return
+			}
+			n := len(got)
+			protocol.SplitBatches(fp.RecordBatches, func(h protocol.BatchHeader, b []byte) error {
+				recs, err := protocol.DecodeRecords(b, &h, h.FirstOffset, nil)
+				for _, r := range recs {
+					if r.Offset >= offset {
+						got = append(got, string(r.Value))
+						offset = r.Offset + 1
+					}
+				}
+				return err
+			})
+			if len(got) == n {
+				lc.err = fmt.Errorf("fetch %d@%d: nothing more, %d of %d records read", p, offset, len(got), lc.rounds)
+				return
+			}
+		}
+		for r, v := range got {
+			if want := fmt.Sprintf("c%d-p%d-r%d", lc.id, p, r); v != want {
+				lc.err = fmt.Errorf("partition %d offset %d holds %q, want %q", p, r, v, want)
+				return
+			}
+		}
+		lc.consumed += len(got)
+	}
+}
+
+// procStatus reads a field (in kB) of /proc/PID/status.
+func procStatus(pid int, field string) int64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, field+":") {
+			var kb int64
+			fmt.Sscan(strings.TrimPrefix(line, field+":"), &kb)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// metric reads one unlabelled value from a Prometheus text page.
+func metric(page, name string) float64 {
+	for _, line := range strings.Split(page, "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			var f float64
+			fmt.Sscan(v, &f)
+			return f
+		}
+	}
+	return 0
+}
+
+// TestLoadThousandConnectionsTenThousandPartitions: 1,000 client
+// connections produce (acks=all, sync durability) to 10,000 partitions
+// through one proxy process for 20 s, each owning ten partitions led by
+// one broker, then read them back. Every connection must complete rounds
+// and read back exactly its records; the proxy's peak RSS and Go heap are
+// reported and bounded; every acknowledged record is archived and amber
+// verify --against passes over all 10,000 partitions.
+func TestLoadThousandConnectionsTenThousandPartitions(t *testing.T) {
+	if testing.Short() {
+		t.Skip("20 s of load: run without -short")
+	}
+	const (
+		topic                   = "load"
+		conns, partitions       = 1000, 10000
+		duration                = 20 * time.Second
+		maxRSS            int64 = 1 << 30
+	)
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && lim.Cur < 8192 {
+		lim.Cur = min(lim.Max, 65536)
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur < 8192 {
+			t.Skipf("cannot raise the file descriptor limit to 8192 (%d): %v", lim.Cur, err)
+		}
+	}
+	c := testkit.NewCluster(t, kfake.SeedTopics(partitions, topic))
+	arch := filepath.Join(t.TempDir(), "archive")
+	listen, admin := freePort(t), freePort(t)
+	cmd, _ := startAmber(t, "proxy", "--upstream", strings.Join(c.ListenAddrs(), ","), "--listen", listen, "--admin-listen", admin,
+		"--data", t.TempDir(), "--archive", arch, "--flush-interval", "1s", "--backfill-interval", "0", "--log-level", "warn")
+	waitHTTP(t, "http://"+admin+"/readyz", 200)
+	pid := cmd.Process.Pid
+	baseRSS := procStatus(pid, "VmRSS")
+
+	// Leaders and the proxy's listener for each, from metadata through
+	// the proxy.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(listen))
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta, err := kadm.NewClient(cl).Metadata(context.Background(), topic)
+	cl.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrOf := map[int32]string{}
+	for _, b := range meta.Brokers {
+		addrOf[b.NodeID] = net.JoinHostPort(b.Host, fmt.Sprint(b.Port))
+	}
+	byLeader := map[int32][]int32{}
+	for _, p := range meta.Topics[topic].Partitions {
+		byLeader[p.Leader] = append(byLeader[p.Leader], p.Partition)
+	}
+	// Connections per leader in proportion to its partitions (largest
+	// remainders get the connections left over), each with a contiguous
+	// share of them.
+	leaders := make([]int32, 0, len(byLeader))
+	shares := map[int32]int{}
+	given := 0
+	for leader, ps := range byLeader {
+		leaders = append(leaders, leader)
+		shares[leader] = len(ps) * conns / partitions
+		given += shares[leader]
+	}
+	slices.SortFunc(leaders, func(a, b int32) int {
+		return len(byLeader[b])*conns%partitions - len(byLeader[a])*conns%partitions
+	})
+	for i := 0; given < conns; i, given = i+1, given+1 {
+		shares[leaders[i%len(leaders)]]++
+	}
+	var lcs []*loadConn
+	for _, leader := range leaders {
+		ps := byLeader[leader]
+		slices.Sort(ps)
+		share := shares[leader]
+		for i := range share {
+			lo, hi := i*len(ps)/share, (i+1)*len(ps)/share
+			lcs = append(lcs, &loadConn{id: len(lcs), addr: addrOf[leader], partitions: ps[lo:hi]})
+		}
+	}
+
+	// Sample the proxy's memory while the load runs.
+	stopSampling := make(chan struct{})
+	var peakHeap, peakConns float64
+	var rssEvery5s []string // RSS in MiB every 5 s: bounded means flat
+	sampled := make(chan struct{})
+	start := time.Now()
+	go func() {
+		defer close(sampled)
+		next := start.Add(5 * time.Second)
+		for {
+			select {
+			case <-stopSampling:
+				return
+			case <-time.After(250 * time.Millisecond):
+			}
+			if code, page := httpGet("http://" + admin + "/metrics"); code == 200 {
+				peakHeap = max(peakHeap, metric(page, "go_memstats_heap_inuse_bytes"))
+				peakConns = max(peakConns, metric(page, "amber_proxy_connections_active"))
+			}
+			if time.Now().After(next) {
+				rssEvery5s = append(rssEvery5s, fmt.Sprint(procStatus(pid, "VmRSS")>>20))
+				next = next.Add(5 * time.Second)
+			}
+		}
+	}()
+	deadline := start.Add(duration)
+	var wg sync.WaitGroup
+	for _, lc := range lcs {
+		wg.Add(1)
+		go func() { defer wg.Done(); lc.run(topic, deadline) }()
+	}
+	wg.Wait()
+	took := time.Since(start)
+	close(stopSampling)
+	<-sampled
+	peakRSS := procStatus(pid, "VmHWM")
+	stopProxy(t, cmd)
+
+	var acks []ack
+	var rounds []int
+	failed := 0
+	for _, lc := range lcs {
+		if lc.err != nil {
+			if failed++; failed <= 5 {
+				t.Errorf("connection %d (%d partitions at %s): %v", lc.id, len(lc.partitions), lc.addr, lc.err)
+			}
+		}
+		if lc.rounds == 0 || lc.consumed != lc.rounds*len(lc.partitions) {
+			t.Errorf("connection %d starved: %d rounds, %d records read back", lc.id, lc.rounds, lc.consumed)
+		}
+		acks = append(acks, lc.acks...)
+		rounds = append(rounds, lc.rounds)
+	}
+	slices.Sort(rounds)
+	if peakRSS > maxRSS {
+		t.Errorf("the proxy's peak RSS is %d MiB, over %d MiB", peakRSS>>20, maxRSS>>20)
+	}
+	held := mustHold(t, archivedOffsets(t, arch, map[string]int32{topic: partitions}), acks)
+	cmp := verifyAgainstCmd(t, nil, arch, c.ListenAddrs(), topic)
+	t.Logf("RESULT load: %d connections, %d partitions, %s: %d records acknowledged (%.0f/s), all %d archived and read back; rounds per connection min %d, median %d, max %d; proxy RSS %d MiB idle, every 5 s %s MiB, peak %d MiB; Go heap in use peak %.0f MiB; open connections peak %.0f; verify --against matched %d in %d partitions",
+		len(lcs), partitions, took.Round(time.Millisecond), len(acks), float64(len(acks))/took.Seconds(), held,
+		rounds[0], rounds[len(rounds)/2], rounds[len(rounds)-1], baseRSS>>20, strings.Join(rssEvery5s, ", "), peakRSS>>20, peakHeap/(1<<20), peakConns, cmp.Matched, len(cmp.Partitions))
 }
