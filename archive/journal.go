@@ -143,16 +143,19 @@ type Journal struct {
 		lastErr error
 	}
 
-	// commitSem (one slot) serialises Commit; nextSeq is the next event
-	// sequence. It is a channel, not a mutex, because a goroutine that
-	// meets a fatal Pebble error is parked for good holding it (see
-	// pebbleLogger): waiters give up when failedC closes.
-	commitSem chan struct{}
+	// commitReq asks the writer goroutine (loop), the only one that
+	// commits, to commit now and answer; nextSeq, the next event
+	// sequence, is the loop's. A goroutine that meets a fatal Pebble
+	// error is parked for good (see pebbleLogger): only the loop commits
+	// so that it is never a caller of Commit.
+	commitReq chan chan error
 	nextSeq   uint64
 
 	// backlog is the bytes of batches journaled and not yet uploaded;
-	// uploadSem (one slot, like commitSem) serialises uploads (Uploader)
-	// against each other and against Close.
+	// uploadSem (one slot) serialises uploads (Uploader) against each
+	// other and against Close. It is a channel, not a mutex, because an
+	// upload's Pebble write may park its goroutine holding it: waiters
+	// give up when failedC closes.
 	backlog         atomic.Int64
 	uploadSem       chan struct{}
 	closedForUpload bool // while holding uploadSem: Close has begun
@@ -176,7 +179,7 @@ func OpenJournal(opts JournalOptions) (*Journal, error) {
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 		failedC:   make(chan struct{}),
-		commitSem: make(chan struct{}, 1),
+		commitReq: make(chan chan error),
 		uploadSem: make(chan struct{}, 1),
 	}
 	popts := &pebble.Options{
@@ -339,32 +342,46 @@ func (j *Journal) Append(batches []Batch, events []Event) (<-chan error, error) 
 	return ch, nil
 }
 
-// loop commits whatever is pending each time it is woken.
+// loop commits whatever is pending each time it is woken or asked.
 func (j *Journal) loop() {
 	defer close(j.done)
 	for {
 		select {
 		case <-j.wake:
-			j.Commit()
+			j.commitPending()
+		case ch := <-j.commitReq:
+			ch <- j.commitPending()
 		case <-j.stop:
-			j.Commit()
+			j.commitPending()
 			return
 		}
 	}
 }
 
-// Commit writes everything pending in one Pebble batch with one fsync and
-// tells every waiter the outcome. It is the loop's step; tests call it to
-// commit by hand.
+// Commit has everything appended so far committed now and returns the
+// outcome; tests call it to commit by hand, the proxy before its final
+// upload. The writer goroutine commits, not the caller: a fatal Pebble
+// error parks that goroutine for good, and Commit returns the failure.
 func (j *Journal) Commit() error {
+	ch := make(chan error, 1)
 	select {
-	case j.commitSem <- struct{}{}:
+	case j.commitReq <- ch:
 	case <-j.failedC:
-		// The commit that failed may be parked for good holding the
-		// semaphore: answer what waits with the failure instead.
+		return j.refuseWaiting()
+	case <-j.done: // closed or read-only: nothing can be pending
+		return nil
+	}
+	select {
+	case err := <-ch:
+		return err
+	case <-j.failedC:
 		return j.refuseWaiting()
 	}
-	defer func() { <-j.commitSem }()
+}
+
+// commitPending writes everything pending in one Pebble batch with one
+// fsync and tells every waiter the outcome. It is the loop's step.
+func (j *Journal) commitPending() error {
 	j.mu.Lock()
 	batches, events, waiters := j.mu.batches, j.mu.events, j.mu.waiters
 	j.mu.batches, j.mu.events, j.mu.waiters = nil, nil, nil
