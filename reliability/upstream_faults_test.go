@@ -143,7 +143,8 @@ func (r *relay) pipe(dst, src net.Conn, cut func()) {
 // random (about one chunk in 30 for 6 s): requests cut before or halfway
 // to the broker, and answers lost after the broker applied the request.
 // Two producers stream through the proxy, one idempotent and one not
-// (whose retries of a lost answer append the records twice). The proxy
+// (whose retries of a lost answer append the records twice, and which
+// may give up on a batch: the client is told). The proxy
 // must close the affected client connections, never journal a batch the
 // broker did not take or at another offset, and keep serving. A batch
 // whose answer was lost is in the cluster but not teed: a hole, which the
@@ -168,11 +169,14 @@ func TestUpstreamConnectionsCut(t *testing.T) {
 	cuts := rs.cuts()
 	idem.progress(t, 200, 30*time.Second)
 	plain.progress(t, 200, 30*time.Second)
-	for name, s := range map[string]*stream{"idempotent": idem, "plain": plain} {
-		if errs := s.finish(); len(errs) > 0 {
-			t.Errorf("%s producer: %d errors, first: %v", name, len(errs), errs[0])
-		}
+	if errs := idem.finish(); len(errs) > 0 {
+		t.Errorf("idempotent producer: %d errors, first: %v", len(errs), errs[0])
 	}
+	// franz-go may give up on a non-idempotent batch whose connection
+	// closed right after the request went out: the client is told, and
+	// the batch may or may not be in the cluster; either way the archive
+	// must end up equal to it.
+	plainErrs := plain.finish()
 	if err := n.stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -183,8 +187,8 @@ func TestUpstreamConnectionsCut(t *testing.T) {
 	for k, v := range plain.acks.snapshot().m {
 		acks.m[k] = v
 	}
-	t.Logf("RESULT upstream connections cut %d times in 6 s; %d idempotent and %d plain records acknowledged; tee: %+v",
-		cuts, idem.acks.len(), plain.acks.len(), n.tee.Stats())
+	t.Logf("RESULT upstream connections cut %d times in 6 s; %d idempotent and %d plain records acknowledged, %d plain ones failed to the client; tee: %+v",
+		cuts, idem.acks.len(), plain.acks.len(), len(plainErrs), n.tee.Stats())
 	checkArchive(t, check{Store: store, Cluster: c.ListenAddrs(), Topics: []string{"cut-idem", "cut-plain"}, MustHold: acks, Backfill: true})
 }
 
