@@ -199,6 +199,11 @@ func TestUpstreamConnectionsCut(t *testing.T) {
 // brokers); nothing times out and nothing is lost.
 func TestSlowUpstream(t *testing.T) {
 	c := testkit.NewCluster(t, kfake.SeedTopics(3, "slow"))
+	for p := range int32(3) { // one partition per broker (kfake picks leaders at random)
+		if err := c.MoveTopicPartition("slow", p, p); err != nil {
+			t.Fatal(err)
+		}
+	}
 	rs := newRelays(t)
 	store := memstore.New()
 	n := startNode(t, nodeOptions{Upstreams: c.ListenAddrs(), Store: store, Dial: rs.dial})
@@ -253,6 +258,9 @@ func TestSlowUpstream(t *testing.T) {
 		} else {
 			fastP50 = append(fastP50, ds[len(ds)/2])
 		}
+	}
+	if len(fastP50) == 0 || len(slowP50) == 0 {
+		t.Fatalf("partitions on the slow broker %v, on the others %v: want some of each", slowP50, fastP50)
 	}
 	for _, d := range fastP50 {
 		if d > 100*time.Millisecond {
