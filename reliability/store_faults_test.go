@@ -21,7 +21,13 @@ import (
 // front of it) with m's credentials.
 func s3Store(t testing.TB, m *testkit.MinIO, endpoint, bucket string) archive.Store {
 	t.Helper()
-	s, err := s3.New(testCtx(t, 30*time.Second), s3.Options{Endpoint: endpoint, Bucket: bucket, Prefix: "amber",
+	return s3StoreAt(t, m, endpoint, bucket, "amber")
+}
+
+// s3StoreAt is s3Store under another prefix.
+func s3StoreAt(t testing.TB, m *testkit.MinIO, endpoint, bucket, prefix string) archive.Store {
+	t.Helper()
+	s, err := s3.New(testCtx(t, 30*time.Second), s3.Options{Endpoint: endpoint, Bucket: bucket, Prefix: prefix,
 		Region: "us-east-1", AccessKey: m.AccessKey, SecretKey: m.SecretKey})
 	if err != nil {
 		t.Fatal(err)
