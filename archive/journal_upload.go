@@ -13,10 +13,38 @@ import (
 // uploadSeq is the next upload number of this writer.
 func (j *Journal) uploadSeq() (uint64, error) { return j.metaUint64("upseq") }
 
-// fill adds journaled batches, then events, to b until it holds about
-// maxBytes, and returns the keys it took and their batch bytes.
-func (j *Journal) fill(b *segmentBuilder, maxBytes int) (keys [][]byte, batchBytes int64, err error) {
-	it, err := j.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixBatch}, UpperBound: []byte{prefixBatch + 1}})
+// fillCursor is where the next fill of one Uploader.Flush starts: just
+// after the last batch and the last event an earlier fill of the same
+// flush took. Every key before it was either taken (and is deleted once
+// uploaded) or committed after the flush began; the next flush, which
+// starts from the beginning, takes those.
+//
+// Without it every fill started at the journal's first key and Pebble
+// stepped over the tombstones of everything the flush had uploaded so far
+// (deleted, not yet compacted away), reading their blocks: quadratic in
+// the segments of one flush. DeleteRange would hide them too, but a range
+// over uploaded keys of a partition can cover a batch committed between
+// them after the fill (a late or retried batch), which would be deleted
+// unuploaded. Point deletes and a cursor cannot lose anything.
+type fillCursor struct {
+	batch []byte // the last batch key taken; nil: from the first
+	event []byte // the last event key taken; nil: from the first
+}
+
+// after is the smallest key greater than k under prefix p: k with a 0x00
+// appended, or the prefix itself when nothing was taken yet.
+func after(k []byte, p byte) []byte {
+	if k == nil {
+		return []byte{p}
+	}
+	return append(k[:len(k):len(k)], 0)
+}
+
+// fill adds journaled batches, then events, from cur on to b until it
+// holds about maxBytes, returns the keys it took and their batch bytes,
+// and moves cur past them.
+func (j *Journal) fill(b *segmentBuilder, maxBytes int, cur *fillCursor) (keys [][]byte, batchBytes int64, err error) {
+	it, err := j.db.NewIter(&pebble.IterOptions{LowerBound: after(cur.batch, prefixBatch), UpperBound: []byte{prefixBatch + 1}})
 	if err != nil {
 		return nil, 0, err
 	}
@@ -45,18 +73,59 @@ func (j *Journal) fill(b *segmentBuilder, maxBytes int) (keys [][]byte, batchByt
 	if err != nil {
 		return nil, 0, err
 	}
-	err = j.Events(func(ev *Event) error {
-		if b.size() >= maxBytes {
-			return errStop
+	nb := len(keys)
+	if b.size() < maxBytes {
+		err = j.eventsFrom(after(cur.event, prefixEvent), func(ev *Event) error {
+			if b.size() >= maxBytes {
+				return errStop
+			}
+			b.addEvent(ev)
+			keys = append(keys, eventKey(ev.Seq))
+			return nil
+		})
+		if err == errStop {
+			err = nil
 		}
-		b.addEvent(ev)
-		keys = append(keys, eventKey(ev.Seq))
-		return nil
-	})
-	if err == errStop {
-		err = nil
+		if err != nil {
+			return nil, 0, err
+		}
 	}
-	return keys, batchBytes, err
+	if nb > 0 {
+		cur.batch = keys[nb-1]
+	}
+	if len(keys) > nb {
+		cur.event = keys[len(keys)-1]
+	}
+	return keys, batchBytes, nil
+}
+
+// eventsFrom calls fn with every journaled event whose key is at least
+// lower, in order.
+func (j *Journal) eventsFrom(lower []byte, fn func(*Event) error) error {
+	it, err := j.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: []byte{prefixEvent + 1}})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		var e Event
+		k := it.Key()
+		if len(k) != 9 {
+			return ErrFormat
+		}
+		e.Seq = binary.BigEndian.Uint64(k[1:])
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return err
+		}
+		if err := decodeEventValue(v, &e); err != nil {
+			return err
+		}
+		if err := fn(&e); err != nil {
+			return err
+		}
+	}
+	return it.Error()
 }
 
 // markUploaded deletes keys, which the store now holds, and records the

@@ -194,8 +194,9 @@ func (u *Uploader) pending() bool {
 // Flush uploads everything journaled now, in segments of about FlushBytes.
 // It is the loop's step; tests and shutdown call it directly.
 func (u *Uploader) Flush(ctx context.Context) error {
+	var cur fillCursor
 	for {
-		n, err := u.uploadOne(ctx)
+		n, err := u.uploadOne(ctx, &cur)
 		if err != nil {
 			u.stats.failures.Add(1)
 			u.stats.consec.Add(1)
@@ -210,9 +211,9 @@ func (u *Uploader) Flush(ctx context.Context) error {
 	}
 }
 
-// uploadOne uploads one segment and returns how many journal entries it
-// carried (0: nothing to do).
-func (u *Uploader) uploadOne(ctx context.Context) (int, error) {
+// uploadOne uploads one segment, of what is journaled from cur on, and
+// returns how many journal entries it carried (0: nothing to do).
+func (u *Uploader) uploadOne(ctx context.Context, cur *fillCursor) (int, error) {
 	j := u.opts.Journal
 	if !j.lockUploads() {
 		return 0, *j.failed.Load()
@@ -233,7 +234,8 @@ func (u *Uploader) uploadOne(ctx context.Context) (int, error) {
 			return 0, err
 		}
 		sb := newSegmentBuilder(u.opts.WriterID, seq, u.opts.Key)
-		keys, batchBytes, err := j.fill(sb, u.opts.FlushBytes)
+		from := *cur
+		keys, batchBytes, err := j.fill(sb, u.opts.FlushBytes, cur)
 		if err != nil {
 			return 0, fmt.Errorf("read journal: %w", err)
 		}
@@ -255,6 +257,7 @@ func (u *Uploader) uploadOne(ctx context.Context) (int, error) {
 			if err := j.skipSeq(seq + 1); err != nil {
 				return 0, err
 			}
+			*cur = from
 			continue
 		}
 		if taken, err = u.putNew(ctx, IndexKey(u.opts.WriterID, seq), idx); err != nil {

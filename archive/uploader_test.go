@@ -334,3 +334,115 @@ func TestCorruptObjectNamed(t *testing.T) {
 		t.Errorf("open with a corrupted index: %v", err)
 	}
 }
+
+// commitDuringPut journals more batches while the store takes the first
+// segment of a flush: one at the start of the journal's key order (before
+// anything the flush is still to take) and one after everything.
+type commitDuringPut struct {
+	archive.Store
+	j    *archive.Journal
+	done bool
+}
+
+func (s *commitDuringPut) Put(ctx context.Context, key string, r io.Reader, n int64) error {
+	if !s.done && strings.HasSuffix(key, ".seg") {
+		s.done = true
+		late := []archive.Batch{
+			{Topic: "A", Partition: 0, BaseOffset: 0, AckTime: time.Now(), LogAppendTime: -1, Data: recordBatch("late-A")},
+			{Topic: "z", Partition: 0, BaseOffset: 0, AckTime: time.Now(), LogAppendTime: -1, Data: recordBatch("late-z")},
+		}
+		if _, err := s.j.Append(late, nil); err != nil {
+			return err
+		}
+		if err := s.j.Commit(); err != nil {
+			return err
+		}
+	}
+	return s.Store.Put(ctx, key, r, n)
+}
+
+// TestFlushOfManySegments: one flush of many segments takes every batch
+// once, in segments that each start where the previous one stopped; a
+// batch committed during the flush in key order before where the flush
+// has got to is not lost but left for the next flush.
+func TestFlushOfManySegments(t *testing.T) {
+	j, err := archive.OpenJournal(archive.JournalOptions{Dir: filepath.Join(t.TempDir(), "j")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	const per = 300
+	var batches []archive.Batch
+	for _, topic := range []string{"a", "b", "c"} {
+		for o := int64(0); o < per; o++ {
+			v := fmt.Sprintf("%s-%d-%s", topic, o, strings.Repeat("x", 900))
+			batches = append(batches, archive.Batch{Topic: topic, Partition: 0, BaseOffset: o, AckTime: time.Now(), LogAppendTime: -1, Data: recordBatch(v)})
+		}
+	}
+	if _, err := j.Append(batches, []archive.Event{{Kind: archive.KindDeleteGroups, Time: time.Now(), Body: []byte(`{"group":"g"}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	mem := memstore.New()
+	s := &commitDuringPut{Store: mem, j: j}
+	u := newUploader(t, j, s, writerA, nil)
+	if err := u.Flush(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if segs := u.Stats().Segments; segs < 5 {
+		t.Fatalf("%d segments, want several (64 KiB each)", segs)
+	}
+	if j.BacklogBytes() == 0 {
+		t.Error("the flush took a batch committed, in key order, before where it had got to")
+	}
+	if err := u.Flush(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if n := j.BacklogBytes(); n != 0 {
+		t.Errorf("journal backlog %d after two flushes", n)
+	}
+	a, err := archive.OpenArchive(ctx(t), mem, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{"A": 1, "a": per, "b": per, "c": per, "z": 1}
+	for topic, n := range want {
+		got := 0
+		var last int64 = -1
+		err := a.ReadPartition(ctx(t), topic, 0, func(b *archive.Batch) error {
+			if b.BaseOffset <= last {
+				t.Errorf("%s: offset %d after %d", topic, b.BaseOffset, last)
+			}
+			last = b.BaseOffset
+			got++
+			return nil
+		})
+		if err != nil || got != n {
+			t.Errorf("%s: read %d batches (%v), want %d", topic, got, err, n)
+		}
+	}
+	// Each batch is in exactly one index.
+	seen := map[string]int{}
+	for _, ix := range a.Indexes() {
+		for _, blk := range ix.Blocks {
+			for _, m := range blk.Batches {
+				seen[fmt.Sprintf("%s/%d@%d", blk.Topic, blk.Partition, m.BaseOffset)]++
+			}
+		}
+	}
+	for k, n := range seen {
+		if n != 1 {
+			t.Errorf("%s in %d uploads", k, n)
+		}
+	}
+	if len(seen) != 3*per+2 {
+		t.Errorf("%d batches archived, want %d", len(seen), 3*per+2)
+	}
+	events := 0
+	a.Events(ctx(t), func(string, *archive.Event) error { events++; return nil })
+	if events != 1 {
+		t.Errorf("%d events archived, want 1", events)
+	}
+}
