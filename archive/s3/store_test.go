@@ -1,11 +1,18 @@
 package s3_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"hash/crc32"
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/minio/minio-go/v7"
 
 	"github.com/amber-kafka/amber/archive"
 	"github.com/amber-kafka/amber/archive/archivetest"
@@ -65,5 +72,55 @@ func TestClearErrors(t *testing.T) {
 		t.Error("no credentials: no error")
 	} else {
 		t.Logf("no credentials: %v", err)
+	}
+}
+
+// TestChecksummedPutUnderRetention: in a bucket with object lock and a
+// default retention (where S3 requires every PUT to carry a checksum),
+// Put stores each object with its CRC32C (or, with ?checksum=md5, a
+// Content-MD5), under retention, and still refuses to overwrite it.
+func TestChecksummedPutUnderRetention(t *testing.T) {
+	m := testkit.StartMinIO(t)
+	m.MakeBucket(t, "retained", true)
+	ctx := context.Background()
+	for i, q := range []string{"", "&checksum=md5"} {
+		o, err := s3.ParseURL(m.URL("retained", fmt.Sprint("p", i))+q, func(k string) string { return m.Env()[k] })
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := s3.New(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			mode, days, unit := minio.Governance, uint(1), minio.Days
+			if err := s.Client().SetObjectLockConfig(ctx, "retained", &mode, &days, &unit); err != nil {
+				t.Fatal(err)
+			}
+		}
+		body := bytes.Repeat([]byte("amber "), 100_000)
+		if err := s.Put(ctx, "v1/seg/x", bytes.NewReader(body), int64(len(body))); err != nil {
+			t.Fatalf("put%s: %v", q, err)
+		}
+		info, err := s.Client().StatObject(ctx, "retained", o.Prefix+"/v1/seg/x", minio.StatObjectOptions{Checksum: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		crc := binary.BigEndian.AppendUint32(nil, crc32.Checksum(body, crc32.MakeTable(crc32.Castagnoli)))
+		if want := base64.StdEncoding.EncodeToString(crc); q == "" && info.ChecksumCRC32C != want {
+			t.Errorf("stored CRC32C %q, want %q", info.ChecksumCRC32C, want)
+		}
+		if _, until, err := s.Client().GetObjectRetention(ctx, "retained", o.Prefix+"/v1/seg/x", ""); err != nil || until == nil {
+			t.Errorf("put%s: retention %v, %v; want the bucket's default", q, until, err)
+		}
+		if err := s.Put(ctx, "v1/seg/x", bytes.NewReader([]byte("other")), 5); !errors.Is(err, archive.ErrExists) {
+			t.Errorf("second put%s: %v, want ErrExists", q, err)
+		}
+		if n, err := s.Versions(ctx, "v1/seg/x"); err != nil || n != 1 {
+			t.Errorf("put%s: %d versions (%v), want 1", q, n, err)
+		}
+	}
+	if _, err := s3.ParseURL("s3://b/p?checksum=sha1", func(string) string { return "" }); err == nil {
+		t.Error("checksum=sha1 accepted")
 	}
 }

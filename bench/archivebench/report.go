@@ -184,7 +184,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	if len(r.Upload) > 0 {
 		fmt.Fprintf(&b, "\n3. upload to MinIO on 127.0.0.1 (%s of %d B values per round through a sync tee, segments of %s); MB/s = stored bytes/s;\n"+
-			"   uploader = archive.Uploader.Flush via archive/s3, put = minio-go PutObject (defaults) of the same objects, put-single = PutObject as archive/s3 (one PUT, MD5, If-None-Match)\n",
+			"   uploader = archive.Uploader.Flush via archive/s3, put = minio-go PutObject (defaults) of the same objects, put-single = PutObject as archive/s3 (one PUT, CRC32C, If-None-Match)\n",
 			mib(s.UploadBytes), s.RecordBytes, mib(int64(s.FlushBytes)))
 		table(&b, "payload\tobjects/GB\tMB/segment\tstored/produced\tuploader values MB/s\tuploader MB/s\tput MB/s\tput-single MB/s\tuploader/put\tuploader/put-single\tCPU s/GB uploader/put\tMinIO CPU s/GB uploader/put\ttarget",
 			func(row func(...any)) {

@@ -15,14 +15,15 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/amber-kafka/amber/archive"
+	"github.com/amber-kafka/amber/archive/s3"
 )
 
 // Upload variants: three ways to write the same objects to the same MinIO.
 const (
 	// VariantUploader is archive.Uploader.Flush through archive/s3: read
 	// the journal, build segments (zstd per block when it saves 10%,
-	// AES-GCM if encrypted, SHA-256), one conditional single PUT with
-	// Content-MD5 per object, then delete what was uploaded from the
+	// AES-GCM if encrypted, SHA-256), one conditional single PUT with a
+	// CRC32C checksum per object, then delete what was uploaded from the
 	// journal.
 	VariantUploader = "uploader"
 	// VariantPut is minio-go's PutObject of the uploader's objects, byte
@@ -30,7 +31,7 @@ const (
 	// parts sent in parallel).
 	VariantPut = "put"
 	// VariantPutSingle is PutObject of the same objects with the options
-	// archive/s3 uses: one PUT, Content-MD5, If-None-Match: *.
+	// archive/s3 uses (s3.PutOptions): one PUT, CRC32C, If-None-Match: *.
 	VariantPutSingle = "put-single"
 )
 
@@ -214,8 +215,10 @@ func (e *UploadEnv) round(ctx context.Context, cfg UploadConfig, key *archive.Ke
 				case VariantUploader:
 					err = u.Flush(ctx)
 					bytes = u.Stats().Bytes
+				case VariantPutSingle:
+					bytes, err = e.put(ctx, store.Client(), objs, prefix+"/"+v+"/", true)
 				default:
-					bytes, err = e.put(ctx, objs, prefix+"/"+v+"/", v == VariantPutSingle)
+					bytes, err = e.put(ctx, e.minio.Client, objs, prefix+"/"+v+"/", false)
 				}
 			})
 			return bytes, err
@@ -254,17 +257,17 @@ func (e *UploadEnv) transfer(valueBytes int64, fn func() (int64, error)) (Transf
 }
 
 // put writes objs under prefix one after the other, as the uploader does,
-// with PutObject: default options, or archive/s3's (single PUT,
-// Content-MD5, If-None-Match: *).
-func (e *UploadEnv) put(ctx context.Context, objs []object, prefix string, single bool) (int64, error) {
+// with PutObject through c: default options, or archive/s3's
+// (s3.PutOptions: single PUT, CRC32C, If-None-Match: *; c is then the
+// archive/s3 store's client, which sends trailing checksums).
+func (e *UploadEnv) put(ctx context.Context, c *minio.Client, objs []object, prefix string, single bool) (int64, error) {
 	var n int64
 	for _, ob := range objs {
 		opts := minio.PutObjectOptions{ContentType: "application/octet-stream"}
 		if single {
-			opts.DisableMultipart, opts.SendContentMd5 = true, true
-			opts.SetMatchETagExcept("*")
+			opts = s3.PutOptions(false)
 		}
-		if _, err := e.minio.Client.PutObject(ctx, uploadBucket, prefix+ob.key, bytes.NewReader(ob.data), int64(len(ob.data)), opts); err != nil {
+		if _, err := c.PutObject(ctx, uploadBucket, prefix+ob.key, bytes.NewReader(ob.data), int64(len(ob.data)), opts); err != nil {
 			return n, fmt.Errorf("put %s: %w", ob.key, err)
 		}
 		n += int64(len(ob.data))
