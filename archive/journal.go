@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"go.uber.org/zap"
 )
@@ -19,6 +20,8 @@ import (
 const (
 	DefaultMaxPendingBytes = 256 << 20
 	DefaultStallAfter      = 5 * time.Second
+	DefaultCoalesceDelay   = 5 * time.Millisecond
+	DefaultCoalesceBytes   = 4 << 20
 )
 
 // JournalOptions configures a journal.
@@ -39,6 +42,13 @@ type JournalOptions struct {
 	// StallAfter is how long a commit may run before Health reports the
 	// journal stalled. Default DefaultStallAfter.
 	StallAfter time.Duration
+	// CoalesceDelay and CoalesceBytes bound how long AppendNoWait appends
+	// (async durability) wait for company before the writer commits them:
+	// up to CoalesceDelay, or until CoalesceBytes are pending. An Append
+	// whose caller waits is committed at once with all of them. Defaults
+	// DefaultCoalesceDelay (5 ms) and DefaultCoalesceBytes (4 MiB).
+	CoalesceDelay time.Duration
+	CoalesceBytes int
 	// ReadOnly opens an existing journal for reading only (amber ls).
 	ReadOnly bool
 	// Logger receives the journal's and Pebble's logs. Default nop.
@@ -55,6 +65,12 @@ func (o *JournalOptions) EnsureDefaults() *JournalOptions {
 	}
 	if o.StallAfter == 0 {
 		o.StallAfter = DefaultStallAfter
+	}
+	if o.CoalesceDelay == 0 {
+		o.CoalesceDelay = DefaultCoalesceDelay
+	}
+	if o.CoalesceBytes == 0 {
+		o.CoalesceBytes = DefaultCoalesceBytes
 	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
@@ -73,6 +89,9 @@ func (o *JournalOptions) Validate() error {
 	}
 	if o.StallAfter <= 0 {
 		errs = append(errs, fmt.Errorf("journal: stall-after %s not positive", o.StallAfter))
+	}
+	if o.CoalesceDelay < 0 || o.CoalesceBytes < 0 {
+		errs = append(errs, fmt.Errorf("journal: coalesce delay %s and bytes %d must not be negative", o.CoalesceDelay, o.CoalesceBytes))
 	}
 	return errors.Join(errs...)
 }
@@ -138,6 +157,9 @@ type Journal struct {
 		batches []Batch
 		events  []Event
 		bytes   int64
+		// lazy is the bytes appended by AppendNoWait since the last
+		// commit: nobody waits for them, so the loop lets them gather.
+		lazy    int64
 		waiters []chan error
 		closed  bool
 		lastErr error
@@ -150,6 +172,13 @@ type Journal struct {
 	// so that it is never a caller of Commit.
 	commitReq chan chan error
 	nextSeq   uint64
+	// highest is, per partition, the highest base offset journaled since
+	// open (seeded from the journal at open). The loop alone reads and
+	// writes it. A batch above it is new: offsets only grow, so only a
+	// batch at or below it (an idempotent retry, or a batch whose response
+	// overtook an earlier one's on another connection) needs the Pebble
+	// lookup that finds a duplicate.
+	highest map[tp]int64
 
 	// backlog is the bytes of batches journaled and not yet uploaded;
 	// uploadSem (one slot) serialises uploads (Uploader) against each
@@ -181,6 +210,7 @@ func OpenJournal(opts JournalOptions) (*Journal, error) {
 		failedC:   make(chan struct{}),
 		commitReq: make(chan chan error),
 		uploadSem: make(chan struct{}, 1),
+		highest:   make(map[tp]int64),
 	}
 	popts := &pebble.Options{
 		FS:                 opts.FS,
@@ -197,6 +227,7 @@ func OpenJournal(opts JournalOptions) (*Journal, error) {
 			},
 		},
 	}
+	tunePebble(popts)
 	db, err := pebble.Open(opts.Dir, popts)
 	if err != nil {
 		if isLockErr(err) {
@@ -219,6 +250,26 @@ func OpenJournal(opts JournalOptions) (*Journal, error) {
 	}
 	go j.loop()
 	return j, nil
+}
+
+// tunePebble fits Pebble to what the journal is: a queue of large values,
+// written once, read back once in key order by the uploader and deleted,
+// mostly within seconds.
+//
+//   - No block compression: record batches are mostly compressed by their
+//     producers already or are random, and the data lives for seconds; Snappy
+//     on flush and again on every read was a fifth of the journal's CPU.
+//   - Value separation: values of 1 KiB and more go to blob files when a
+//     memtable is flushed and compactions move only the small keys that
+//     point at them, so a batch is written twice (WAL, flush), not once more
+//     per compaction.
+func tunePebble(o *pebble.Options) {
+	for i := range o.Levels {
+		o.Levels[i].Compression = func() *sstable.CompressionProfile { return sstable.NoCompression }
+	}
+	o.Experimental.ValueSeparationPolicy = func() pebble.ValueSeparationPolicy {
+		return pebble.ValueSeparationPolicy{Enabled: true, MinimumSize: 1 << 10, MaxBlobReferenceDepth: 10, RewriteMinimumAge: time.Minute, TargetGarbageRatio: 0.5}
+	}
 }
 
 func isLockErr(err error) bool {
@@ -246,7 +297,8 @@ func (j *Journal) checkFormat() error {
 }
 
 // recoverSeq finds the next event sequence (the larger of the one kept in
-// meta and the last event key's successor) and the upload backlog.
+// meta and the last event key's successor), the upload backlog and each
+// partition's highest journaled base offset.
 func (j *Journal) recoverSeq() error {
 	seq, err := j.metaUint64("evseq")
 	if err != nil {
@@ -271,6 +323,10 @@ func (j *Journal) recoverSeq() error {
 	var backlog int64
 	err = j.Batches(func(b *Batch) error {
 		backlog += int64(len(b.Data))
+		p := tp{b.Topic, b.Partition}
+		if top, ok := j.highest[p]; !ok || b.BaseOffset > top {
+			j.highest[p] = b.BaseOffset
+		}
 		return nil
 	})
 	j.backlog.Store(backlog)
@@ -303,13 +359,30 @@ func (j *Journal) BacklogBytes() int64 { return j.backlog.Load() }
 // Batch data is copied into the commit only when it runs, so callers must
 // not reuse it until the channel delivers.
 func (j *Journal) Append(batches []Batch, events []Event) (<-chan error, error) {
+	ch := make(chan error, 1)
+	if err := j.append(batches, events, ch); err != nil {
+		return nil, err
+	}
+	return ch, nil
+}
+
+// AppendNoWait is Append for a caller that does not wait for the commit
+// (async durability, events): nobody is told the outcome, a failure is
+// counted and logged, and the writer lets such appends gather for up to
+// CoalesceDelay or CoalesceBytes so that it fsyncs far less often than it
+// is woken. The batches' data must not be reused afterwards.
+func (j *Journal) AppendNoWait(batches []Batch, events []Event) error {
+	return j.append(batches, events, nil)
+}
+
+func (j *Journal) append(batches []Batch, events []Event, ch chan error) error {
 	if errp := j.failed.Load(); errp != nil {
 		j.stats.refused.Add(1)
-		return nil, *errp
+		return *errp
 	}
 	if max := j.opts.MaxBacklogBytes; max > 0 && len(batches) > 0 && j.backlog.Load() >= max {
 		j.stats.refused.Add(1)
-		return nil, fmt.Errorf("%w: %d bytes wait for upload, the cap is %d: the object store is down or slow", ErrBacklogFull, j.backlog.Load(), max)
+		return fmt.Errorf("%w: %d bytes wait for upload, the cap is %d: the object store is down or slow", ErrBacklogFull, j.backlog.Load(), max)
 	}
 	var size int64
 	for i := range batches {
@@ -323,31 +396,50 @@ func (j *Journal) Append(batches []Batch, events []Event) (<-chan error, error) 
 	case j.mu.closed:
 		j.mu.Unlock()
 		j.stats.refused.Add(1)
-		return nil, ErrClosed
+		return ErrClosed
 	case j.mu.bytes+size > j.opts.MaxPendingBytes && j.mu.bytes > 0:
 		j.mu.Unlock()
 		j.stats.refused.Add(1)
-		return nil, fmt.Errorf("%w: %d bytes waiting", ErrBacklogFull, j.mu.bytes)
+		return fmt.Errorf("%w: %d bytes waiting", ErrBacklogFull, j.mu.bytes)
 	}
 	j.mu.batches = append(j.mu.batches, batches...)
 	j.mu.events = append(j.mu.events, events...)
 	j.mu.bytes += size
-	ch := make(chan error, 1)
-	j.mu.waiters = append(j.mu.waiters, ch)
+	if ch != nil {
+		j.mu.waiters = append(j.mu.waiters, ch)
+	} else {
+		j.mu.lazy += size
+	}
 	j.mu.Unlock()
 	select {
 	case j.wake <- struct{}{}:
 	default:
 	}
-	return ch, nil
+	return nil
 }
 
-// loop commits whatever is pending each time it is woken or asked.
+// loop commits whatever is pending each time it is woken or asked. When
+// only AppendNoWait appends are pending, and fewer than CoalesceBytes of
+// them, it waits up to CoalesceDelay for more before committing: one fsync
+// per few milliseconds instead of one per produce response.
 func (j *Journal) loop() {
 	defer close(j.done)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	timerSet := false
 	for {
 		select {
 		case <-j.wake:
+			if j.onlyLazy() {
+				if !timerSet {
+					timer.Reset(j.opts.CoalesceDelay)
+					timerSet = true
+				}
+				continue
+			}
+			j.commitPending()
+		case <-timer.C:
+			timerSet = false
 			j.commitPending()
 		case ch := <-j.commitReq:
 			ch <- j.commitPending()
@@ -356,6 +448,14 @@ func (j *Journal) loop() {
 			return
 		}
 	}
+}
+
+// onlyLazy reports whether what is pending may wait for more: no caller
+// waits for it and it is below CoalesceBytes.
+func (j *Journal) onlyLazy() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return len(j.mu.waiters) == 0 && j.mu.lazy < int64(j.opts.CoalesceBytes)
 }
 
 // Commit has everything appended so far committed now and returns the
@@ -385,9 +485,9 @@ func (j *Journal) commitPending() error {
 	j.mu.Lock()
 	batches, events, waiters := j.mu.batches, j.mu.events, j.mu.waiters
 	j.mu.batches, j.mu.events, j.mu.waiters = nil, nil, nil
-	j.mu.bytes = 0
+	j.mu.bytes, j.mu.lazy = 0, 0
 	j.mu.Unlock()
-	if len(waiters) == 0 {
+	if len(batches) == 0 && len(events) == 0 {
 		return nil
 	}
 	err := j.commit(batches, events)
@@ -410,7 +510,7 @@ func (j *Journal) refuseWaiting() error {
 	j.mu.Lock()
 	waiters := j.mu.waiters
 	j.mu.batches, j.mu.events, j.mu.waiters = nil, nil, nil
-	j.mu.bytes = 0
+	j.mu.bytes, j.mu.lazy = 0, 0
 	j.mu.Unlock()
 	for _, w := range waiters {
 		w <- err
@@ -438,29 +538,54 @@ func (j *Journal) commit(batches []Batch, events []Event) error {
 	wb := j.db.NewBatch()
 	defer wb.Close()
 	var (
-		val       []byte
-		seen      = make(map[string]struct{}, len(batches))
+		key, val  []byte
+		set       []int               // indexes of the batches this commit writes
+		seen      map[string]struct{} // their keys, built only once a batch needs a lookup
 		committed int64
 		bytes     int64
 		dups      int64
 	)
 	for i := range batches {
 		b := &batches[i]
-		key := batchKey(b.Topic, b.Partition, b.BaseOffset)
-		if _, ok := seen[string(key)]; ok {
-			dups++
-			continue
+		key = appendBatchKey(key[:0], b.Topic, b.Partition, b.BaseOffset)
+		p := tp{b.Topic, b.Partition}
+		if top, ok := j.highest[p]; ok && b.BaseOffset <= top {
+			// Not above what is journaled: an idempotent retry the broker
+			// acknowledged at the same offset, or an older batch whose
+			// response overtook it. Look, in this commit and in Pebble.
+			if seen == nil {
+				seen = make(map[string]struct{}, len(set))
+				for _, k := range set {
+					seen[string(batchKey(batches[k].Topic, batches[k].Partition, batches[k].BaseOffset))] = struct{}{}
+				}
+			}
+			if _, ok := seen[string(key)]; ok {
+				dups++
+				continue
+			}
+			if _, closer, err := j.db.Get(key); err == nil {
+				closer.Close()
+				dups++
+				continue
+			} else if !errors.Is(err, pebble.ErrNotFound) {
+				return fmt.Errorf("check batch %s/%d@%d: %w", b.Topic, b.Partition, b.BaseOffset, err)
+			}
+		} else {
+			// Raised before the commit is known to succeed: if it fails,
+			// a retry of this batch takes the lookup above and is written.
+			j.highest[p] = b.BaseOffset
 		}
-		seen[string(key)] = struct{}{}
-		if _, closer, err := j.db.Get(key); err == nil {
-			closer.Close()
-			dups++ // an idempotent retry the broker acknowledged at the same offset
-			continue
-		} else if !errors.Is(err, pebble.ErrNotFound) {
-			return fmt.Errorf("check batch %s/%d@%d: %w", b.Topic, b.Partition, b.BaseOffset, err)
+		if seen != nil {
+			seen[string(key)] = struct{}{}
 		}
-		val = appendBatchValue(val[:0], b)
-		if err := wb.Set(key, val, nil); err != nil {
+		set = append(set, i)
+		// The value is written in place in the Pebble batch: one copy of
+		// the record batch fewer than building it apart and Setting it.
+		val = appendBatchValueHeader(val[:0], b)
+		op := wb.SetDeferred(len(key), len(val)+len(b.Data))
+		copy(op.Key, key)
+		copy(op.Value[copy(op.Value, val):], b.Data)
+		if err := op.Finish(); err != nil {
 			return err
 		}
 		committed++

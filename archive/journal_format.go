@@ -48,7 +48,10 @@ const (
 )
 
 func batchKey(topic string, partition int32, offset int64) []byte {
-	k := make([]byte, 0, 1+len(topic)+1+4+8)
+	return appendBatchKey(make([]byte, 0, 1+len(topic)+1+4+8), topic, partition, offset)
+}
+
+func appendBatchKey(k []byte, topic string, partition int32, offset int64) []byte {
 	k = append(k, prefixBatch)
 	k = append(k, topic...)
 	k = append(k, 0)
@@ -81,13 +84,14 @@ func eventKey(seq uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte{prefixEvent}, seq)
 }
 
-func appendBatchValue(dst []byte, b *Batch) []byte {
+// appendBatchValueHeader appends a batch value up to its record batch,
+// which the caller appends (or copies in place).
+func appendBatchValueHeader(dst []byte, b *Batch) []byte {
 	dst = append(dst, batchValueV1)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(b.AckTime.UnixMicro()))
 	dst = binary.BigEndian.AppendUint64(dst, uint64(b.LogAppendTime))
 	dst = binary.AppendUvarint(dst, uint64(len(b.ClientID)))
-	dst = append(dst, b.ClientID...)
-	return append(dst, b.Data...)
+	return append(dst, b.ClientID...)
 }
 
 // decodeBatchValue fills b's value fields from v. b.Data aliases v.

@@ -177,7 +177,7 @@ func (t *Tee) Observe(x *protocol.Exchange) func() {
 	}
 	if events := t.events(x); len(events) > 0 {
 		t.stats.events.Add(int64(len(events)))
-		if _, err := t.j.Append(nil, events); err != nil {
+		if err := t.j.AppendNoWait(nil, events); err != nil {
 			t.dropped(int64(len(events)), err)
 		}
 	}
@@ -279,13 +279,17 @@ func (t *Tee) produce(x *protocol.Exchange, req *kmsg.ProduceRequest, resp *kmsg
 		batches[i].Data = buf[start:len(buf):len(buf)]
 	}
 	t.stats.batches.Add(int64(len(batches)))
+	if t.opts.Durability == Async {
+		// A failed commit is counted and logged by the journal.
+		if err := t.j.AppendNoWait(batches, nil); err != nil {
+			t.dropped(int64(len(batches)), err)
+		}
+		return nil
+	}
 	done, err := t.j.Append(batches, nil)
 	if err != nil {
 		t.dropped(int64(len(batches)), err)
 		return nil
-	}
-	if t.opts.Durability == Async {
-		return nil // a failed commit is counted and logged by the journal
 	}
 	return func() {
 		timer := time.NewTimer(t.opts.SyncTimeout)
