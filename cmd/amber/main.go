@@ -32,6 +32,7 @@ var commands = map[string]command{
 	"export":   {"copy an archive, or part of it, to removable media: verifiable and restorable offline", runExport},
 	"import":   {"upload an export into another object store (the far side of an air gap)", runImport},
 	"impact":   {"which consumer groups processed the records of a time window", runImpact},
+	"history":  {"what the archive recorded besides records: who changed which topic when, commits, transactions, losses", runHistory},
 }
 
 // usageError is bad usage: exit code 2.
