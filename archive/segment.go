@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"hash/crc32"
 	"sort"
 	"time"
@@ -38,7 +39,8 @@ import (
 //	  encrypt:  AES-256-GCM: nonce(12) | ciphertext | tag(16), with
 //	            additional data "<segment key>#<block number>"
 //
-//	batches payload: entries of one partition in offset order
+//	batches payload: entries of one partition in offset order (a
+//	  partition may take several consecutive blocks of a segment)
 //	  entry = uvarint length | base offset int64 BE | ack µs int64 BE |
 //	          append time ms int64 BE | client id (uvarint len, bytes) |
 //	          record batch (as the client sent it)
@@ -153,63 +155,106 @@ var (
 	crcTab  = crc32.MakeTable(crc32.Castagnoli)
 )
 
-// segmentBuilder accumulates one segment and its index.
+// blockTarget is the raw size at which the builder closes a batches block
+// and starts another for the same partition (a batch larger than it gets
+// a block of its own); setBlockTarget lowers it for small segments. Not
+// part of the format: readers take blocks of any size, and a partition's
+// batches in several consecutive blocks of one segment. Bounded blocks
+// keep the segment's size (which counts the open block uncompressed)
+// close to what is stored, so that segments of compressible data are the
+// size asked for, and make a ranged read of a partition fetch at most
+// this much more than it needs.
+const (
+	blockTarget    = 4 << 20
+	minBlockTarget = 64 << 10
+)
+
+// segmentBuilder accumulates one segment and its index. The open block's
+// payload is built in place at the end of seg and compressed and sealed
+// there when the block closes.
 type segmentBuilder struct {
 	writer string
 	seq    uint64
 	key    *Key
 	seg    []byte
+	sha    hash.Hash // of seg up to the open block
 	idx    Index
-	// current block
-	payload []byte
-	cur     *IndexBlock
+	// open is where the open block's payload starts in seg; cur its
+	// index entry (nil: no block open).
+	open int
+	cur  *IndexBlock
+	// target is the raw size at which a batches block closes.
+	target int
+	// scratch holds a block's compressed or plaintext bytes while it is
+	// written back into seg.
+	scratch []byte
+	// last is the partition of the last closed batches block, and
+	// lastRaw whether zstd was not worth it for it: see closeBlock.
+	last    tp
+	lastRaw bool
 	// losses are the known_loss events added, summarised in the index.
 	losses map[tp][]LossRange
 }
 
-// useBuffers has the builder write the segment into seg and build block
-// payloads in payload (both empty, with the capacity needed), so that a
-// builder filled all at once (Writer) neither grows nor zeroes fresh
-// buffers of tens of megabytes. The buffers may be reused once the
-// segment returned by finish has been uploaded.
-func (b *segmentBuilder) useBuffers(seg, payload []byte) {
+// useBuffers has the builder write the segment into seg and use scratch
+// for compressed and encrypted blocks (both empty; seg with the capacity
+// needed), so that a builder does not grow and zero fresh buffers of tens
+// of megabytes. The buffers may be reused once the segment returned by
+// finish has been uploaded. Call it before adding anything.
+func (b *segmentBuilder) useBuffers(seg, scratch []byte) {
 	b.seg = append(seg, b.seg...)
-	b.payload = payload
+	b.scratch = scratch
 }
 
 func newSegmentBuilder(writer string, seq uint64, key *Key) *segmentBuilder {
-	b := &segmentBuilder{writer: writer, seq: seq, key: key}
+	b := &segmentBuilder{writer: writer, seq: seq, key: key, sha: sha256.New(), target: blockTarget}
 	b.seg = append(b.seg, segmentMagic...)
+	b.sha.Write(b.seg)
 	b.idx = Index{Key: IndexKey(writer, seq), Writer: writer, Seq: seq, Created: time.Now().UTC(), Segment: SegmentKey(writer, seq), KeyID: key.ID()}
 	return b
 }
 
+// setBlockTarget fits the block size to segments of about segBytes: an
+// eighth of it, between minBlockTarget and blockTarget.
+func (b *segmentBuilder) setBlockTarget(segBytes int) {
+	b.target = min(max(segBytes/8, minBlockTarget), blockTarget)
+}
+
 // addBatch appends a journaled batch, starting a new block when the
-// partition changes.
+// partition changes or the block would grow past its target size.
 func (b *segmentBuilder) addBatch(jb *Batch) error {
 	h, err := protocol.ParseBatchHeader(jb.Data)
 	if err != nil {
 		return fmt.Errorf("journaled batch %s/%d@%d: %w", jb.Topic, jb.Partition, jb.BaseOffset, err)
 	}
-	if b.cur == nil || b.cur.Kind != blockBatches || b.cur.Topic != jb.Topic || b.cur.Partition != jb.Partition {
+	hdr := 24 + binary.MaxVarintLen64 + len(jb.ClientID)
+	if b.cur == nil || b.cur.Kind != blockBatches || b.cur.Topic != jb.Topic || b.cur.Partition != jb.Partition ||
+		len(b.seg)-b.open+hdr+len(jb.Data) > b.target {
 		b.closeBlock()
 		b.cur = &IndexBlock{Kind: blockBatches, Topic: jb.Topic, Partition: jb.Partition}
+		b.open = len(b.seg)
 	}
-	var e []byte
-	e = binary.BigEndian.AppendUint64(e, uint64(jb.BaseOffset))
-	e = binary.BigEndian.AppendUint64(e, uint64(jb.AckTime.UnixMicro()))
-	e = binary.BigEndian.AppendUint64(e, uint64(jb.LogAppendTime))
-	e = binary.AppendUvarint(e, uint64(len(jb.ClientID)))
-	e = append(e, jb.ClientID...)
-	n := len(b.payload)
-	b.payload = binary.AppendUvarint(b.payload, uint64(len(e)+len(jb.Data)))
-	b.payload = append(b.payload, e...)
-	b.payload = append(b.payload, jb.Data...)
+	n := len(b.seg)
+	b.seg = binary.AppendUvarint(b.seg, uint64(24+uvarintLen(len(jb.ClientID))+len(jb.ClientID)+len(jb.Data)))
+	b.seg = binary.BigEndian.AppendUint64(b.seg, uint64(jb.BaseOffset))
+	b.seg = binary.BigEndian.AppendUint64(b.seg, uint64(jb.AckTime.UnixMicro()))
+	b.seg = binary.BigEndian.AppendUint64(b.seg, uint64(jb.LogAppendTime))
+	b.seg = binary.AppendUvarint(b.seg, uint64(len(jb.ClientID)))
+	b.seg = append(b.seg, jb.ClientID...)
+	b.seg = append(b.seg, jb.Data...)
 	b.cur.Batches = append(b.cur.Batches, BatchMeta{
 		BaseOffset: jb.BaseOffset, Span: h.Records(), Records: int64(h.NumRecords),
-		AckTime: jb.AckTime, MaxTimestamp: h.MaxTimestamp, entryLen: len(b.payload) - n,
+		AckTime: jb.AckTime, MaxTimestamp: h.MaxTimestamp, entryLen: len(b.seg) - n,
 	})
 	return nil
+}
+
+func uvarintLen(n int) int {
+	l := 1
+	for ; n >= 0x80; n >>= 7 {
+		l++
+	}
+	return l
 }
 
 // addEvent appends a journaled event to the segment's events block.
@@ -217,11 +262,12 @@ func (b *segmentBuilder) addEvent(ev *Event) {
 	if b.cur == nil || b.cur.Kind != blockEvents {
 		b.closeBlock()
 		b.cur = &IndexBlock{Kind: blockEvents, FirstSeq: ev.Seq, FirstTime: ev.Time}
+		b.open = len(b.seg)
 	}
 	v := binary.BigEndian.AppendUint64(nil, ev.Seq)
 	v = appendEventValue(v, ev)
-	b.payload = binary.AppendUvarint(b.payload, uint64(len(v)))
-	b.payload = append(b.payload, v...)
+	b.seg = binary.AppendUvarint(b.seg, uint64(len(v)))
+	b.seg = append(b.seg, v...)
 	b.cur.Events++
 	b.cur.LastTime = ev.Time
 	if k, l, ok := lossFromEvent(ev); ok {
@@ -232,53 +278,84 @@ func (b *segmentBuilder) addEvent(ev *Event) {
 	}
 }
 
+// closeBlock turns the open block's payload, at the end of seg, into its
+// stored bytes: compressed if that saves compressMinSaving, sealed if
+// the segment is encrypted.
+//
+// Whether to try zstd: a block of under a sample's worth is always tried.
+// A larger one is tried at once if the previous block of its partition
+// compressed (a partition's data changes character rarely); otherwise
+// zstd is first run on samples of it (three for a partition's first
+// block, one after a block that did not compress), because compressing
+// megabytes of batches a producer already compressed, or of random bytes,
+// only to throw the result away costs more CPU than the rest of an upload.
+// A wrong "no" costs only storage.
 func (b *segmentBuilder) closeBlock() {
 	if b.cur == nil {
 		return
 	}
 	blk := *b.cur
-	blk.RawLength = int64(len(b.payload))
-	stored := b.payload
+	payload := b.seg[b.open:]
+	blk.RawLength = int64(len(payload))
 	blk.Codec = codecNone
-	if compressible(b.payload) {
-		if z := zenc.EncodeAll(b.payload, nil); float64(len(z)) < float64(len(b.payload))*(1-compressMinSaving) {
-			stored, blk.Codec = z, codecZstd
+	k := tp{blk.Topic, blk.Partition}
+	same := blk.Kind == blockBatches && k == b.last
+	try := len(payload) < compressSample || (same && !b.lastRaw) || compressible(payload, !same)
+	stored := payload
+	if try {
+		b.scratch = zenc.EncodeAll(payload, b.scratch[:0])
+		if float64(len(b.scratch)) < float64(len(payload))*(1-compressMinSaving) {
+			stored, blk.Codec = b.scratch, codecZstd
 		}
 	}
-	if b.key != nil {
-		stored = b.key.seal(nil, stored, blockAAD(b.idx.Segment, len(b.idx.Blocks)))
+	if blk.Kind == blockBatches {
+		b.last, b.lastRaw = k, blk.Codec == codecNone
 	}
-	blk.Offset = int64(len(b.seg))
+	switch {
+	case b.key != nil:
+		if blk.Codec == codecNone { // seal reads the plaintext from apart
+			b.scratch = append(b.scratch[:0], payload...)
+			stored = b.scratch
+		}
+		b.seg = b.key.seal(b.seg[:b.open], stored, blockAAD(b.idx.Segment, len(b.idx.Blocks)))
+	case blk.Codec == codecZstd:
+		b.seg = append(b.seg[:b.open], stored...)
+	}
+	stored = b.seg[b.open:]
+	blk.Offset = int64(b.open)
 	blk.Length = int64(len(stored))
 	blk.CRC = crc32.Checksum(stored, crcTab)
-	b.seg = append(b.seg, stored...)
+	b.sha.Write(stored)
 	b.idx.Blocks = append(b.idx.Blocks, blk)
-	b.payload = b.payload[:0]
+	b.open = len(b.seg)
 	b.cur = nil
 }
 
-// compressible guesses, from three samples, whether zstd can save
-// compressMinSaving of a large payload; small payloads are always tried.
-// Compressing tens of megabytes of batches a producer already compressed,
-// or of random bytes, only to throw the result away costs more CPU than
-// the rest of an upload together; a wrong "no" costs only storage.
-func compressible(p []byte) bool {
-	const sample, minSampled = 64 << 10, 1 << 20
-	if len(p) < minSampled {
-		return true
+// compressSample is the size of one zstd sample taken by compressible.
+const compressSample = 64 << 10
+
+// compressible guesses, from samples of a payload of at least
+// compressSample, whether zstd can save compressMinSaving of it: three
+// samples (start, middle, end) if thorough, else one from the middle.
+func compressible(p []byte, thorough bool) bool {
+	at := []int{len(p)/2 - compressSample/2}
+	if thorough && len(p) >= 3*compressSample {
+		at = []int{0, at[0], len(p) - compressSample}
 	}
 	var in, out int
-	for _, at := range []int{0, len(p)/2 - sample/2, len(p) - sample} {
-		z := zenc.EncodeAll(p[at:at+sample], nil)
-		in, out = in+sample, out+len(z)
+	var z []byte
+	for _, a := range at {
+		z = zenc.EncodeAll(p[a:a+compressSample], z[:0])
+		in, out = in+compressSample, out+len(z)
 	}
 	return float64(out) < float64(in)*(1-compressMinSaving)
 }
 
 func blockAAD(segment string, n int) []byte { return fmt.Appendf(nil, "%s#%d", segment, n) }
 
-// size is the segment's size so far, with the open block uncompressed.
-func (b *segmentBuilder) size() int { return len(b.seg) + len(b.payload) }
+// size is the segment's size so far, with the open block (at most about
+// blockTarget) uncompressed.
+func (b *segmentBuilder) size() int { return len(b.seg) }
 
 // finish closes the last block and returns the segment and index objects.
 func (b *segmentBuilder) finish() (seg, idx []byte) {
@@ -298,7 +375,7 @@ func (b *segmentBuilder) finish() (seg, idx []byte) {
 			Topic: k.topic, Partition: k.partition, Losses: b.losses[k]})
 	}
 	b.idx.SegSize = int64(len(b.seg))
-	b.idx.SegSHA256 = sha256.Sum256(b.seg)
+	copy(b.idx.SegSHA256[:], b.sha.Sum(nil))
 	return b.seg, encodeIndex(&b.idx, b.key)
 }
 

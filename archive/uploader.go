@@ -234,6 +234,7 @@ func (u *Uploader) uploadOne(ctx context.Context, cur *fillCursor) (int, error) 
 			return 0, err
 		}
 		sb := newSegmentBuilder(u.opts.WriterID, seq, u.opts.Key)
+		sb.setBlockTarget(u.opts.FlushBytes)
 		from := *cur
 		keys, batchBytes, err := j.fill(sb, u.opts.FlushBytes, cur)
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -444,5 +445,159 @@ func TestFlushOfManySegments(t *testing.T) {
 	a.Events(ctx(t), func(string, *archive.Event) error { events++; return nil })
 	if events != 1 {
 		t.Errorf("%d events archived, want 1", events)
+	}
+}
+
+// TestLargePartitionInBoundedBlocks: a partition of many megabytes goes
+// into several blocks of one segment, each of a few megabytes raw, so a
+// segment of compressible data is about the size asked for; zstd is used
+// for the blocks it helps (text) and not for the others (random bytes),
+// also when a partition's data changes character midway; verify, reads
+// and subsets take such segments, encrypted or not.
+func TestLargePartitionInBoundedBlocks(t *testing.T) {
+	for _, encrypted := range []bool{false, true} {
+		t.Run(fmt.Sprint("encrypted=", encrypted), func(t *testing.T) {
+			var key *archive.Key
+			if encrypted {
+				key, _ = archive.NewKey(bytes.Repeat([]byte{9}, 32))
+			}
+			j, err := archive.OpenJournal(archive.JournalOptions{Dir: filepath.Join(t.TempDir(), "j")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer j.Close()
+			rnd := rand.New(rand.NewPCG(1, 2))
+			src := rand.NewChaCha8([32]byte{1})
+			random := func() string {
+				b := make([]byte, 16<<10)
+				src.Read(b)
+				return string(b)
+			}
+			text := func(o int64) string {
+				var sb strings.Builder
+				for sb.Len() < 16<<10 {
+					fmt.Fprintf(&sb, `{"ts":%d,"level":"info","msg":"request served","path":"/api/v1/orders/%d","status":200}`+"\n", o, rnd.IntN(1000))
+				}
+				return sb.String()
+			}
+			// big/0: 8 MiB random then 8 MiB text; big/1: 8 MiB text then
+			// 8 MiB random; small/0: a few batches.
+			const half = 512 // batches of 16 KiB
+			var batches []archive.Batch
+			add := func(topic string, p int32, o int64, v string) {
+				batches = append(batches, archive.Batch{Topic: topic, Partition: p, BaseOffset: o, AckTime: time.UnixMicro(1_000_000 + o), LogAppendTime: -1, Data: recordBatch(v)})
+			}
+			for o := int64(0); o < 2*half; o++ {
+				if o < half {
+					add("big", 0, o, random())
+					add("big", 1, o, text(o))
+				} else {
+					add("big", 0, o, text(o))
+					add("big", 1, o, random())
+				}
+			}
+			for o := int64(0); o < 3; o++ {
+				add("small", 0, o, text(o))
+			}
+			if _, err := j.Append(batches, nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := j.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			s := memstore.New()
+			u, err := archive.NewUploader(archive.UploaderOptions{Journal: j, Store: s, WriterID: writerA, Key: key, FlushBytes: 64 << 20})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := u.Flush(ctx(t)); err != nil {
+				t.Fatal(err)
+			}
+			if n := u.Stats().Segments; n != 1 {
+				t.Fatalf("%d segments, want 1", n)
+			}
+			a, err := archive.OpenArchive(ctx(t), s, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ix := a.Indexes()[0]
+			blocks := map[string][]archive.IndexBlock{}
+			for _, blk := range ix.Blocks {
+				k := fmt.Sprintf("%s/%d", blk.Topic, blk.Partition)
+				blocks[k] = append(blocks[k], blk)
+				if blk.RawLength > 4<<20 {
+					t.Errorf("%s: block of %d bytes raw", k, blk.RawLength)
+				}
+			}
+			for _, k := range []string{"big/0", "big/1"} {
+				bs := blocks[k]
+				if len(bs) < 4 {
+					t.Fatalf("%s in %d blocks, want several", k, len(bs))
+				}
+				var codecs []int
+				for i := 1; i < len(bs); i++ {
+					if bs[i].Batches[0].BaseOffset != bs[i-1].Batches[len(bs[i-1].Batches)-1].BaseOffset+1 {
+						t.Errorf("%s: block %d starts at %d after %d", k, i, bs[i].Batches[0].BaseOffset, bs[i-1].Batches[len(bs[i-1].Batches)-1].BaseOffset)
+					}
+				}
+				for _, b := range bs {
+					codecs = append(codecs, b.Codec)
+				}
+				// Each block is compressed exactly when it holds text
+				// (a block straddling the change may go either way).
+				first, lastC := codecs[0], codecs[len(codecs)-1]
+				if k == "big/0" && (first != 0 || lastC != 1) || k == "big/1" && (first != 1 || lastC != 0) {
+					t.Errorf("%s: block codecs %v", k, codecs)
+				}
+			}
+			rep, err := archive.VerifyIntegrity(ctx(t), s, archive.VerifyOptions{Key: key})
+			if err != nil || !rep.OK() {
+				t.Fatalf("verify: %v %+v", err, rep)
+			}
+			for p := int32(0); p < 2; p++ {
+				next := int64(0)
+				err := a.ReadPartition(ctx(t), "big", p, func(b *archive.Batch) error {
+					if b.BaseOffset != next {
+						return fmt.Errorf("offset %d, want %d", b.BaseOffset, next)
+					}
+					next++
+					return nil
+				})
+				if err != nil || next != 2*half {
+					t.Fatalf("read big/%d: %d batches, %v", p, next, err)
+				}
+			}
+			// A subset by time takes part of each partition's blocks.
+			sub, err := archive.SubsetUpload(ctx(t), s, key, ix, archive.Selection{Topics: []string{"big"}, Until: time.UnixMicro(1_000_000 + half)})
+			if err != nil || sub.Whole || sub.Batches != 2*(half+1) {
+				t.Fatalf("subset: %d batches, whole %v, %v", sub.Batches, sub.Whole, err)
+			}
+
+			// Segments of text are about the size asked for, not a
+			// fraction of it.
+			var texts []archive.Batch
+			for o := int64(0); o < 1000; o++ {
+				texts = append(texts, archive.Batch{Topic: "logs", Partition: 0, BaseOffset: o, AckTime: time.Now(), LogAppendTime: -1, Data: recordBatch(text(o))})
+			}
+			j.Append(texts, nil)
+			j.Commit()
+			s2 := memstore.New()
+			u2, err := archive.NewUploader(archive.UploaderOptions{Journal: j, Store: s2, WriterID: writerB, Key: key, FlushBytes: 1 << 20})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := u2.Flush(ctx(t)); err != nil {
+				t.Fatal(err)
+			}
+			a2, err := archive.OpenArchive(ctx(t), s2, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, ix := range a2.Indexes() {
+				if i < len(a2.Indexes())-1 && (ix.SegSize < 3<<18 || ix.SegSize > 5<<18) {
+					t.Errorf("segment %d of text holds %d bytes, asked for 1 MiB", i, ix.SegSize)
+				}
+			}
+		})
 	}
 }
