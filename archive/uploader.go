@@ -75,6 +75,9 @@ type Uploader struct {
 	stopErr error
 	started atomic.Bool
 
+	// bufs are segment buffers (*segBuf), reused across uploads.
+	bufs sync.Pool
+
 	stats struct {
 		segments, objects, bytes, batchBytes, failures, consec, lastUpload atomic.Int64
 		mu                                                                 sync.Mutex
@@ -235,6 +238,9 @@ func (u *Uploader) uploadOne(ctx context.Context, cur *fillCursor) (int, error) 
 		}
 		sb := newSegmentBuilder(u.opts.WriterID, seq, u.opts.Key)
 		sb.setBlockTarget(u.opts.FlushBytes)
+		buf := u.getBuf()
+		defer u.bufs.Put(buf)
+		sb.useBuffers(buf.seg[:0], buf.scratch[:0])
 		from := *cur
 		keys, batchBytes, err := j.fill(sb, u.opts.FlushBytes, cur)
 		if err != nil {
@@ -245,6 +251,7 @@ func (u *Uploader) uploadOne(ctx context.Context, cur *fillCursor) (int, error) 
 			return 0, nil
 		}
 		seg, idx := sb.finish()
+		buf.seg, buf.scratch = seg, sb.scratch // keep what they grew to
 		taken, err := u.putNew(ctx, SegmentKey(u.opts.WriterID, seq), seg)
 		if err != nil {
 			return 0, err
@@ -279,6 +286,20 @@ func (u *Uploader) uploadOne(ctx context.Context, cur *fillCursor) (int, error) 
 		u.log.Debug("uploaded segment", zap.Uint64("seq", seq), zap.Int("entries", len(keys)), zap.Int("bytes", len(seg)))
 		return len(keys), nil
 	}
+}
+
+// segBuf holds the buffers of one segment being built and uploaded.
+type segBuf struct{ seg, scratch []byte }
+
+// getBuf returns a pooled segment buffer, or a new one with room for a
+// segment of FlushBytes plus its last block: a segment built by append
+// into a growing buffer costs the copies of every doubling, and a fresh
+// buffer of tens of megabytes is zeroed by the runtime.
+func (u *Uploader) getBuf() *segBuf {
+	if b, ok := u.bufs.Get().(*segBuf); ok {
+		return b
+	}
+	return &segBuf{seg: make([]byte, 0, u.opts.FlushBytes+blockTarget+64<<10)}
 }
 
 // putNew writes a new object. If the key exists with the same bytes (a
