@@ -77,6 +77,9 @@ type Uploader struct {
 
 	// bufs are segment buffers (*segBuf), reused across uploads.
 	bufs sync.Pool
+	// flushMu makes Flushes take turns: each builds ahead under the
+	// next upload number.
+	flushMu sync.Mutex
 
 	stats struct {
 		segments, objects, bytes, batchBytes, failures, consec, lastUpload atomic.Int64
@@ -196,10 +199,31 @@ func (u *Uploader) pending() bool {
 
 // Flush uploads everything journaled now, in segments of about FlushBytes.
 // It is the loop's step; tests and shutdown call it directly.
+//
+// Building a segment (reading the journal, compressing, encrypting,
+// hashing) takes CPU and PUTting one takes the network and the store, so
+// Flush does both at once: while segment n and its index are PUT and
+// recorded, segment n+1 is built, under the next upload number. Nothing
+// else changes: the journal forgets a segment's entries only once the
+// store has confirmed the segment and its index, in the same synced batch
+// that records the next upload number; if a PUT fails, the segment built
+// meanwhile is dropped (its entries stay journaled) and the flush ends
+// with the error; if an upload number turns out to be taken, the segments
+// are built again under the next one.
 func (u *Uploader) Flush(ctx context.Context) error {
-	var cur fillCursor
+	u.flushMu.Lock()
+	defer u.flushMu.Unlock()
+	var (
+		cur  fillCursor
+		next *built // built, not yet uploaded
+	)
+	defer func() {
+		if next != nil {
+			u.bufs.Put(next.buf)
+		}
+	}()
 	for {
-		n, err := u.uploadOne(ctx, &cur)
+		done, err := u.step(ctx, &cur, &next)
 		if err != nil {
 			u.stats.failures.Add(1)
 			u.stats.consec.Add(1)
@@ -208,84 +232,180 @@ func (u *Uploader) Flush(ctx context.Context) error {
 			u.stats.mu.Unlock()
 			return err
 		}
-		if n == 0 {
+		if done {
+			u.stats.consec.Store(0)
 			return nil
 		}
 	}
 }
 
-// uploadOne uploads one segment, of what is journaled from cur on, and
-// returns how many journal entries it carried (0: nothing to do).
-func (u *Uploader) uploadOne(ctx context.Context, cur *fillCursor) (int, error) {
+// built is a segment and its index, built from the journal and not yet
+// uploaded.
+type built struct {
+	seq        uint64
+	seg, idx   []byte
+	keys       [][]byte // the journal entries it carries
+	batchBytes int64
+	buf        *segBuf
+	from       fillCursor // where its fill began
+}
+
+// step uploads one segment, *next if it was built under the journal's
+// current upload number, while it builds the following one into *next.
+// It reports done when the journal had nothing more to upload.
+func (u *Uploader) step(ctx context.Context, cur *fillCursor, next **built) (done bool, err error) {
 	j := u.opts.Journal
 	if !j.lockUploads() {
-		return 0, *j.failed.Load()
+		return false, *j.failed.Load()
 	}
-	defer j.unlockUploads()
+	unlock := true
+	defer func() {
+		if unlock {
+			j.unlockUploads()
+		}
+	}()
 	if j.closedForUpload {
-		return 0, ErrClosed
+		return false, ErrClosed
 	}
 	if errp := j.failed.Load(); errp != nil {
 		// Pebble cannot write any more: an upload could not be
 		// recorded, and would be repeated forever. What the journal
 		// holds is uploaded after the restart.
-		return 0, *errp
+		return false, *errp
 	}
-	for {
-		seq, err := j.uploadSeq()
-		if err != nil {
-			return 0, err
-		}
-		sb := newSegmentBuilder(u.opts.WriterID, seq, u.opts.Key)
-		sb.setBlockTarget(u.opts.FlushBytes)
-		buf := u.getBuf()
-		defer u.bufs.Put(buf)
-		sb.useBuffers(buf.seg[:0], buf.scratch[:0])
-		from := *cur
-		keys, batchBytes, err := j.fill(sb, u.opts.FlushBytes, cur)
-		if err != nil {
-			return 0, fmt.Errorf("read journal: %w", err)
-		}
-		if len(keys) == 0 {
-			u.stats.consec.Store(0)
-			return 0, nil
-		}
-		seg, idx := sb.finish()
-		buf.seg, buf.scratch = seg, sb.scratch // keep what they grew to
-		taken, err := u.putNew(ctx, SegmentKey(u.opts.WriterID, seq), seg)
-		if err != nil {
-			return 0, err
-		}
-		if taken {
-			// An earlier run left an object under this number (it
-			// crashed before recording the upload). Leave it: with its
-			// index it is a copy readers recognise; without, it is not
-			// part of the archive. Take the next number.
-			u.log.Warn("upload number already used by an earlier run; taking the next", zap.Uint64("seq", seq))
-			if err := j.skipSeq(seq + 1); err != nil {
-				return 0, err
-			}
-			*cur = from
-			continue
-		}
-		if taken, err = u.putNew(ctx, IndexKey(u.opts.WriterID, seq), idx); err != nil {
-			return 0, err
-		}
-		if taken {
-			return 0, fmt.Errorf("index %s exists with other content although its segment matched: is another proxy using writer id %s?", IndexKey(u.opts.WriterID, seq), u.opts.WriterID)
-		}
-		if err := j.markUploaded(keys, batchBytes, seq+1); err != nil {
-			return 0, fmt.Errorf("record upload %d in the journal: %w", seq, err)
-		}
-		u.stats.segments.Add(1)
-		u.stats.objects.Add(2)
-		u.stats.bytes.Add(int64(len(seg) + len(idx)))
-		u.stats.batchBytes.Add(batchBytes)
-		u.stats.lastUpload.Store(time.Now().UnixNano())
-		u.stats.consec.Store(0)
-		u.log.Debug("uploaded segment", zap.Uint64("seq", seq), zap.Int("entries", len(keys)), zap.Int("bytes", len(seg)))
-		return len(keys), nil
+	seq, err := j.uploadSeq()
+	if err != nil {
+		return false, err
 	}
+	b := *next
+	*next = nil
+	if b != nil && b.seq != seq {
+		// Another flush recorded uploads since b was built: build
+		// again from the journal as it is.
+		u.bufs.Put(b.buf)
+		b, *cur = nil, fillCursor{}
+	}
+	if b == nil {
+		if b, err = u.build(seq, cur); err != nil || b == nil {
+			return b == nil && err == nil, err
+		}
+	}
+
+	// PUT b and record it while the next segment is built.
+	res := make(chan putResult, 1)
+	go func() { res <- u.upload(ctx, b) }()
+	nb, berr := u.build(seq+1, cur)
+	var r putResult
+	select {
+	case r = <-res:
+	case <-j.failedC:
+		// The recording goroutine may be parked by the failure for
+		// good, holding uploadSem with it.
+		unlock = false
+		return false, *j.failed.Load()
+	}
+	u.bufs.Put(b.buf)
+	if r.err != nil || r.taken {
+		if nb != nil {
+			u.bufs.Put(nb.buf)
+		}
+		if r.err != nil {
+			return false, r.err
+		}
+		// An earlier run left an object under this number (it crashed
+		// before recording the upload). Leave it: with its index it is
+		// a copy readers recognise; without, it is not part of the
+		// archive. Build again under the next number.
+		u.log.Warn("upload number already used by an earlier run; taking the next", zap.Uint64("seq", seq))
+		*cur = b.from
+		return false, j.skipSeq(seq + 1)
+	}
+	if berr != nil {
+		return false, berr
+	}
+	*next = nb
+	return false, nil
+}
+
+// build fills a segment numbered seq from the journal, from cur on, and
+// moves cur past what it took; nil if there was nothing to take.
+func (u *Uploader) build(seq uint64, cur *fillCursor) (*built, error) {
+	sb := newSegmentBuilder(u.opts.WriterID, seq, u.opts.Key)
+	sb.setBlockTarget(u.opts.FlushBytes)
+	buf := u.getBuf()
+	sb.useBuffers(buf.seg[:0], buf.scratch[:0])
+	from := *cur
+	keys, batchBytes, err := u.opts.Journal.fill(sb, u.opts.FlushBytes, cur)
+	if err != nil || len(keys) == 0 {
+		u.bufs.Put(buf)
+		if err != nil {
+			err = fmt.Errorf("read journal: %w", err)
+		}
+		return nil, err
+	}
+	seg, idx := sb.finish()
+	buf.seg, buf.scratch = seg, sb.scratch // keep what they grew to
+	return &built{seq: seq, seg: seg, idx: idx, keys: keys, batchBytes: batchBytes, buf: buf, from: from}, nil
+}
+
+// putResult is how an upload went: taken means its segment's number holds
+// another segment already.
+type putResult struct {
+	taken bool
+	err   error
+}
+
+// upload PUTs b's segment, then its index, then records the upload in the
+// journal: its entries deleted, the next upload number b.seq+1.
+func (u *Uploader) upload(ctx context.Context, b *built) putResult {
+	segKey, idxKey := SegmentKey(u.opts.WriterID, b.seq), IndexKey(u.opts.WriterID, b.seq)
+	taken, err := u.putNew(ctx, segKey, b.seg)
+	if err != nil || taken {
+		return putResult{taken, err}
+	}
+	if taken, err = u.putNew(ctx, idxKey, b.idx); err != nil {
+		return putResult{err: err}
+	}
+	if taken {
+		// An index of an earlier attempt at this upload (whose answer
+		// was lost, or whose run crashed before recording it) differs
+		// only in its creation time: it describes this very segment.
+		if ok, err := u.indexOf(ctx, idxKey, segKey, b.seg); err != nil {
+			return putResult{err: err}
+		} else if !ok {
+			return putResult{err: fmt.Errorf("index %s exists with other content although its segment matched: is another proxy using writer id %s?", idxKey, u.opts.WriterID)}
+		}
+	}
+	if err := u.opts.Journal.markUploaded(b.keys, b.batchBytes, b.seq+1); err != nil {
+		return putResult{err: fmt.Errorf("record upload %d in the journal: %w", b.seq, err)}
+	}
+	u.stats.segments.Add(1)
+	u.stats.objects.Add(2)
+	u.stats.bytes.Add(int64(len(b.seg) + len(b.idx)))
+	u.stats.batchBytes.Add(b.batchBytes)
+	u.stats.lastUpload.Store(time.Now().UnixNano())
+	u.stats.consec.Store(0)
+	u.log.Debug("uploaded segment", zap.Uint64("seq", b.seq), zap.Int("entries", len(b.keys)), zap.Int("bytes", len(b.seg)))
+	return putResult{}
+}
+
+// indexOf reports whether the index stored under idxKey describes seg,
+// stored under segKey.
+func (u *Uploader) indexOf(ctx context.Context, idxKey, segKey string, seg []byte) (bool, error) {
+	rc, err := u.opts.Store.Get(ctx, idxKey)
+	if err != nil {
+		return false, fmt.Errorf("read back %s: %w", idxKey, err)
+	}
+	defer rc.Close()
+	raw, err := io.ReadAll(rc)
+	if err != nil {
+		return false, fmt.Errorf("read back %s: %w", idxKey, err)
+	}
+	ix, err := decodeIndex(idxKey, raw, u.opts.Key)
+	if err != nil {
+		return false, nil
+	}
+	return ix.Segment == segKey && ix.SegSize == int64(len(seg)) && ix.SegSHA256 == sha256.Sum256(seg), nil
 }
 
 // segBuf holds the buffers of one segment being built and uploaded.

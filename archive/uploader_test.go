@@ -601,3 +601,139 @@ func TestLargePartitionInBoundedBlocks(t *testing.T) {
 		})
 	}
 }
+
+// loseIndexAnswer stores the first index PUT but answers it with an
+// error, as when a connection drops after the store took the object.
+type loseIndexAnswer struct {
+	archive.Store
+	lost bool
+}
+
+func (s *loseIndexAnswer) Put(ctx context.Context, key string, r io.Reader, n int64) error {
+	err := s.Store.Put(ctx, key, r, n)
+	if err == nil && strings.HasSuffix(key, ".idx") && !s.lost {
+		s.lost = true
+		return errors.New("connection reset by peer")
+	}
+	return err
+}
+
+// TestUploadIndexAnswerLost: the store took the index but its answer was
+// lost; the retry finds the segment and an index describing it (created a
+// moment earlier), takes the upload as done, and goes on.
+func TestUploadIndexAnswerLost(t *testing.T) {
+	e := startTeed(t, archive.Sync, kfake.SeedTopics(1, "lost"))
+	produceTeed(t, e, "lost", 10)
+	mem := memstore.New()
+	u := newUploader(t, e.j, &loseIndexAnswer{Store: mem}, writerA, nil)
+	if err := u.Flush(ctx(t)); err == nil {
+		t.Fatal("expected the index put to fail")
+	}
+	time.Sleep(2 * time.Microsecond) // the index built again has another creation time
+	if err := u.Flush(ctx(t)); err != nil {
+		t.Fatalf("second flush: %v", err)
+	}
+	produceTeed(t, e, "lost", 5)
+	if err := u.Flush(ctx(t)); err != nil {
+		t.Fatalf("third flush: %v", err)
+	}
+	var keys []string
+	mem.List(ctx(t), "", func(o archive.ObjectInfo) error { keys = append(keys, o.Key); return nil })
+	want := []string{archive.IndexKey(writerA, 0), archive.IndexKey(writerA, 1), archive.SegmentKey(writerA, 0), archive.SegmentKey(writerA, 1)}
+	if fmt.Sprint(keys) != fmt.Sprint(want) {
+		t.Errorf("objects %v, want %v", keys, want)
+	}
+	a, _ := archive.OpenArchive(ctx(t), mem, nil)
+	if c := a.Coverage(); len(c) != 1 || c[0].Records != 15 || e.j.BacklogBytes() != 0 {
+		t.Fatalf("coverage %v, backlog %d", strip(c), e.j.BacklogBytes())
+	}
+}
+
+// failNth fails the PUT of the n-th segment (0-based) once, and can take
+// an upload number in advance (an earlier run's segment).
+type failNth struct {
+	archive.Store
+	n, segs int
+}
+
+func (s *failNth) Put(ctx context.Context, key string, r io.Reader, size int64) error {
+	if strings.HasSuffix(key, ".seg") {
+		s.segs++
+		if s.segs-1 == s.n {
+			return errors.New("503 Slow Down")
+		}
+	}
+	return s.Store.Put(ctx, key, r, size)
+}
+
+// TestPipelinedFlushFailsCleanly: a flush builds the next segment while
+// it uploads one. When an upload fails midway, and when an upload number
+// is taken by an earlier run's object, nothing is lost or archived twice,
+// and this writer's upload numbers stay consecutive and unique.
+func TestPipelinedFlushFailsCleanly(t *testing.T) {
+	j, err := archive.OpenJournal(archive.JournalOptions{Dir: filepath.Join(t.TempDir(), "j")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	var batches []archive.Batch
+	for p := int32(0); p < 4; p++ {
+		for o := int64(0); o < 200; o++ {
+			batches = append(batches, archive.Batch{Topic: "t", Partition: p, BaseOffset: o, AckTime: time.Now(), LogAppendTime: -1,
+				Data: recordBatch(fmt.Sprintf("%d-%d-%s", p, o, strings.Repeat("v", 1000)))})
+		}
+	}
+	j.Append(batches, nil)
+	if err := j.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	mem := memstore.New()
+	// An earlier run's segment holds number 3, with other bytes.
+	if err := mem.Put(ctx(t), archive.SegmentKey(writerA, 3), strings.NewReader("AMBRSEG1 other"), 14); err != nil {
+		t.Fatal(err)
+	}
+	s := &failNth{Store: mem, n: 2}
+	u := newUploader(t, j, s, writerA, nil)
+	if err := u.Flush(ctx(t)); err == nil {
+		t.Fatal("flush with a failing PUT succeeded")
+	}
+	if got := u.Stats().Segments; got != 2 {
+		t.Errorf("%d segments uploaded before the failure, want 2", got)
+	}
+	if err := u.Flush(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if n := j.BacklogBytes(); n != 0 {
+		t.Errorf("backlog %d after the second flush", n)
+	}
+	a, err := archive.OpenArchive(ctx(t), mem, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seqs []uint64
+	seen := map[string]bool{}
+	for _, ix := range a.Indexes() {
+		seqs = append(seqs, ix.Seq)
+		for _, blk := range ix.Blocks {
+			for _, m := range blk.Batches {
+				k := fmt.Sprintf("%d@%d", blk.Partition, m.BaseOffset)
+				if seen[k] {
+					t.Errorf("batch %s archived twice", k)
+				}
+				seen[k] = true
+			}
+		}
+	}
+	if len(seen) != len(batches) {
+		t.Errorf("%d batches archived, want %d", len(seen), len(batches))
+	}
+	for i, q := range seqs {
+		want := uint64(i)
+		if i >= 3 {
+			want++ // 3 was taken
+		}
+		if q != want {
+			t.Fatalf("upload numbers %v: want 0, 1, 2, 4, 5, …", seqs)
+		}
+	}
+}
