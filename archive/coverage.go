@@ -2,6 +2,7 @@ package archive
 
 import (
 	"encoding/binary"
+	"errors"
 	"sort"
 	"time"
 
@@ -147,33 +148,28 @@ func CombinedCoverage(a *Archive, j *Journal) ([]PartitionCoverage, error) {
 // Batches calls fn with every journaled batch in (topic, partition,
 // offset) order. The batch's Data is valid only during the call.
 func (j *Journal) Batches(fn func(*Batch) error) error {
-	it, err := j.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixBatch}, UpperBound: []byte{prefixBatch + 1}})
-	if err != nil {
-		return err
-	}
-	defer it.Close()
-	var b Batch
-	for it.First(); it.Valid(); it.Next() {
-		if b.Topic, b.Partition, b.BaseOffset, err = parseBatchKey(it.Key()); err != nil {
+	var (
+		b   Batch
+		buf []byte
+	)
+	return j.batchKeys(func(key, v []byte) error {
+		var err error
+		if b.Topic, b.Partition, b.BaseOffset, err = parseBatchKey(key); err != nil {
 			return err
 		}
-		v, err := it.ValueAndErr()
-		if err != nil {
+		if err := j.decodeStoredBatch(v, &b, &buf); err != nil {
+			if errors.Is(err, errLogFileGone) {
+				return nil // uploaded (and its file removed) since the iterator began
+			}
 			return err
 		}
-		if err := decodeBatchValue(v, &b); err != nil {
-			return err
-		}
-		if err := fn(&b); err != nil {
-			return err
-		}
-	}
-	return it.Error()
+		return fn(&b)
+	})
 }
 
 // Events calls fn with every journaled event in order.
 func (j *Journal) Events(fn func(*Event) error) error {
-	it, err := j.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixEvent}, UpperBound: []byte{prefixEvent + 1}})
+	it, err := j.reader().NewIter(&pebble.IterOptions{LowerBound: []byte{prefixEvent}, UpperBound: []byte{prefixEvent + 1}})
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"go.uber.org/zap"
 )
@@ -136,12 +135,19 @@ type JournalStats struct {
 
 // Journal is the proxy's local, append-only, fsynced store of what it
 // tees. Appends from any goroutine are queued and committed together by
-// one writer goroutine in a single Pebble batch and fsync: a group commit
-// across every connection.
+// one writer goroutine: the record batches appended to the batch log with
+// one write and one fdatasync, their pointers and the events in one Pebble
+// batch — a group commit across every connection (journal_log.go).
 type Journal struct {
-	opts     JournalOptions
-	log      *zap.Logger
-	db       *pebble.DB
+	opts    JournalOptions
+	log     *zap.Logger
+	db      *pebble.DB
+	blog    *batchLog
+	fillBuf []byte // the uploader's read buffer (held with uploadSem)
+	// overlay, for a read-only journal only, points at records a crash
+	// left in the batch log without a pointer in Pebble; readers see the
+	// database through it. A writable journal commits them at open.
+	overlay  *pebble.Batch
 	writerID string
 
 	wake chan struct{} // 1-slot: something is pending
@@ -217,7 +223,7 @@ func OpenJournal(opts JournalOptions) (*Journal, error) {
 		ReadOnly:           opts.ReadOnly,
 		ErrorIfNotExists:   opts.ReadOnly,
 		Logger:             pebbleLogger{j: j, log: j.log.Sugar()},
-		MemTableSize:       64 << 20,
+		MemTableSize:       16 << 20, // keys, pointers and events: the batches are in the batch log
 		BytesPerSync:       1 << 20,
 		FormatMajorVersion: pebble.FormatNewest,
 		EventListener: &pebble.EventListener{
@@ -227,7 +233,6 @@ func OpenJournal(opts JournalOptions) (*Journal, error) {
 			},
 		},
 	}
-	tunePebble(popts)
 	db, err := pebble.Open(opts.Dir, popts)
 	if err != nil {
 		if isLockErr(err) {
@@ -240,7 +245,17 @@ func OpenJournal(opts JournalOptions) (*Journal, error) {
 		db.Close()
 		return nil, err
 	}
+	if j.blog, err = openBatchLog(opts.FS, opts.Dir, opts.ReadOnly); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := j.recoverLog(); err != nil {
+		j.blog.close()
+		db.Close()
+		return nil, err
+	}
 	if err := j.recoverSeq(); err != nil {
+		j.blog.close()
 		db.Close()
 		return nil, err
 	}
@@ -250,26 +265,6 @@ func OpenJournal(opts JournalOptions) (*Journal, error) {
 	}
 	go j.loop()
 	return j, nil
-}
-
-// tunePebble fits Pebble to what the journal is: a queue of large values,
-// written once, read back once in key order by the uploader and deleted,
-// mostly within seconds.
-//
-//   - No block compression: record batches are mostly compressed by their
-//     producers already or are random, and the data lives for seconds; Snappy
-//     on flush and again on every read was a fifth of the journal's CPU.
-//   - Value separation: values of 1 KiB and more go to blob files when a
-//     memtable is flushed and compactions move only the small keys that
-//     point at them, so a batch is written twice (WAL, flush), not once more
-//     per compaction.
-func tunePebble(o *pebble.Options) {
-	for i := range o.Levels {
-		o.Levels[i].Compression = func() *sstable.CompressionProfile { return sstable.NoCompression }
-	}
-	o.Experimental.ValueSeparationPolicy = func() pebble.ValueSeparationPolicy {
-		return pebble.ValueSeparationPolicy{Enabled: true, MinimumSize: 1 << 10, MaxBlobReferenceDepth: 10, RewriteMinimumAge: time.Minute, TargetGarbageRatio: 0.5}
-	}
 }
 
 func isLockErr(err error) bool {
@@ -289,9 +284,14 @@ func (j *Journal) checkFormat() error {
 	if err != nil {
 		return fmt.Errorf("read journal format: %w", err)
 	}
-	defer closer.Close()
-	if len(v) != 1 || v[0] != journalFormat {
-		return fmt.Errorf("%w: journal format %x, this amber reads %d: use a newer amber", ErrFormat, v, journalFormat)
+	old := len(v) == 1 && v[0] == 1
+	ok := len(v) == 1 && v[0] == journalFormat
+	closer.Close()
+	switch {
+	case old && !j.opts.ReadOnly:
+		return j.db.Set(key, []byte{journalFormat}, pebble.Sync) // new batches go to the batch log
+	case !old && !ok:
+		return fmt.Errorf("%w: journal format %x, this amber reads 1 and %d: use a newer amber", ErrFormat, v, journalFormat)
 	}
 	return nil
 }
@@ -321,16 +321,155 @@ func (j *Journal) recoverSeq() error {
 		return err
 	}
 	var backlog int64
-	err = j.Batches(func(b *Batch) error {
-		backlog += int64(len(b.Data))
-		p := tp{b.Topic, b.Partition}
-		if top, ok := j.highest[p]; !ok || b.BaseOffset > top {
-			j.highest[p] = b.BaseOffset
+	live := map[uint64]int64{}
+	err = j.batchKeys(func(key, v []byte) error {
+		topic, partition, offset, err := parseBatchKey(key)
+		if err != nil {
+			return err
+		}
+		ptr, isPtr, err := parseBatchPtr(v)
+		switch {
+		case err != nil:
+			return err
+		case isPtr:
+			backlog += int64(ptr.dataLen)
+			live[ptr.file]++
+		default:
+			var b Batch
+			if err := decodeBatchValue(v, &b); err != nil {
+				return err
+			}
+			backlog += int64(len(b.Data))
+		}
+		p := tp{topic, partition}
+		if top, ok := j.highest[p]; !ok || offset > top {
+			j.highest[p] = offset
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
 	j.backlog.Store(backlog)
-	return err
+	if j.opts.ReadOnly {
+		return nil
+	}
+	// Files no pointer uses any more (all uploaded) go now.
+	j.blog.mu.Lock()
+	files := make([]*logFile, 0, len(j.blog.files))
+	for _, lf := range j.blog.files {
+		files = append(files, lf)
+	}
+	j.blog.mu.Unlock()
+	for _, lf := range files {
+		j.blog.addLive(lf.num, live[lf.num])
+	}
+	return nil
+}
+
+// recoverLog points at the batch log's records that a crash left without
+// a pointer: those after the durable "logpos" whose key has none. In a
+// read-only journal they go to the overlay instead of Pebble.
+func (j *Journal) recoverLog() error {
+	var file uint64
+	var off int64
+	v, closer, err := j.db.Get(metaKey("logpos"))
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+	case err != nil:
+		return fmt.Errorf("read journal logpos: %w", err)
+	default:
+		if len(v) != 16 {
+			closer.Close()
+			return fmt.Errorf("%w: journal logpos %x", ErrFormat, v)
+		}
+		file, off = binary.BigEndian.Uint64(v), int64(binary.BigEndian.Uint64(v[8:]))
+		closer.Close()
+	}
+	wb := j.db.NewIndexedBatch()
+	var found int
+	torn, err := j.blog.scan(file, off, func(key []byte, p batchPtr) error {
+		if _, closer, err := wb.Get(key); err == nil {
+			closer.Close()
+			return nil
+		} else if !errors.Is(err, pebble.ErrNotFound) {
+			return err
+		}
+		found++
+		return wb.Set(key, appendBatchPtr(nil, p), nil)
+	})
+	if err != nil {
+		wb.Close()
+		return fmt.Errorf("recover the batch log: %w", err)
+	}
+	if torn > 0 {
+		j.log.Warn("the batch log ends in a record a failed or interrupted commit left incomplete; it was never acknowledged and is ignored", zap.Int64("bytes", torn))
+	}
+	if found > 0 {
+		j.log.Info("recovered batches whose pointers a crash lost", zap.Int("batches", found))
+	}
+	if j.opts.ReadOnly {
+		if found > 0 {
+			j.overlay = wb
+		} else {
+			wb.Close()
+		}
+		return nil
+	}
+	if found == 0 {
+		wb.Close()
+		return nil
+	}
+	defer wb.Close()
+	return wb.Commit(pebble.Sync)
+}
+
+// reader is what batch and event iterators read: the database, seen
+// through the overlay of a read-only journal.
+func (j *Journal) reader() pebble.Reader {
+	if j.overlay != nil {
+		return j.overlay
+	}
+	return j.db
+}
+
+// batchKeys calls fn with every batch key and its stored value (a pointer,
+// or a format 1 value) in key order, without reading the batch log.
+func (j *Journal) batchKeys(fn func(key, v []byte) error) error {
+	it, err := j.reader().NewIter(&pebble.IterOptions{LowerBound: []byte{prefixBatch}, UpperBound: []byte{prefixBatch + 1}})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return err
+		}
+		if err := fn(it.Key(), v); err != nil {
+			return err
+		}
+	}
+	return it.Error()
+}
+
+// decodeStoredBatch fills b from a batch key's stored value, reading the
+// batch log for a pointer (into *buf, which it may grow). b.Data aliases
+// v or *buf.
+func (j *Journal) decodeStoredBatch(v []byte, b *Batch, buf *[]byte) error {
+	p, isPtr, err := parseBatchPtr(v)
+	if err != nil {
+		return err
+	}
+	if !isPtr {
+		return decodeBatchValue(v, b)
+	}
+	_, val, out, err := j.blog.read(p, *buf)
+	*buf = out
+	if err != nil {
+		return err
+	}
+	return decodeBatchValue(val, b)
 }
 
 func metaKey(name string) []byte { return append([]byte{prefixMeta}, name...) }
@@ -535,6 +674,17 @@ func (j *Journal) commit(batches []Batch, events []Event) error {
 	if errp := j.failed.Load(); errp != nil {
 		return *errp
 	}
+	if len(batches) > 0 && j.blog.needRotate() {
+		// Make Pebble's pointers into the full file durable first: the
+		// recovery scan only reads from the durable logpos's file on.
+		if err := j.db.LogData(nil, pebble.Sync); err != nil {
+			return fmt.Errorf("sync journal before starting a new batch log file: %w", err)
+		}
+		if err := j.blog.rotate(j.blog.active.num + 1); err != nil {
+			j.fail(err)
+			return err
+		}
+	}
 	wb := j.db.NewBatch()
 	defer wb.Close()
 	var (
@@ -579,13 +729,12 @@ func (j *Journal) commit(batches []Batch, events []Event) error {
 			seen[string(key)] = struct{}{}
 		}
 		set = append(set, i)
-		// The value is written in place in the Pebble batch: one copy of
-		// the record batch fewer than building it apart and Setting it.
+		// The batch goes to the log; Pebble gets a pointer to it.
 		val = appendBatchValueHeader(val[:0], b)
-		op := wb.SetDeferred(len(key), len(val)+len(b.Data))
-		copy(op.Key, key)
-		copy(op.Value[copy(op.Value, val):], b.Data)
-		if err := op.Finish(); err != nil {
+		ptr := j.blog.add(key, val, b.Data)
+		val = appendBatchPtr(val[:0], ptr)
+		if err := wb.Set(key, val, nil); err != nil {
+			j.blog.discardGroup()
 			return err
 		}
 		committed++
@@ -595,6 +744,7 @@ func (j *Journal) commit(batches []Batch, events []Event) error {
 	for i := range events {
 		val = appendEventValue(val[:0], &events[i])
 		if err := wb.Set(eventKey(seq), val, nil); err != nil {
+			j.blog.discardGroup()
 			return err
 		}
 		seq++
@@ -602,16 +752,17 @@ func (j *Journal) commit(batches []Batch, events []Event) error {
 	if len(events) > 0 {
 		// Kept apart from the keys, which uploads delete.
 		if err := wb.Set(metaKey("evseq"), binary.BigEndian.AppendUint64(nil, seq), nil); err != nil {
+			j.blog.discardGroup()
 			return err
 		}
 	}
 	start := time.Now()
 	j.commitStart.Store(start.UnixNano())
-	err := wb.Commit(pebble.Sync)
+	err := j.commitGroup(wb, committed, len(events) > 0)
 	j.commitStart.Store(0)
 	j.stats.commitNanos.Add(int64(time.Since(start)))
 	if err != nil {
-		return fmt.Errorf("commit journal: %w", err)
+		return err
 	}
 	j.nextSeq = seq
 	j.backlog.Add(bytes)
@@ -620,6 +771,38 @@ func (j *Journal) commit(batches []Batch, events []Event) error {
 	j.stats.batchBytes.Add(bytes)
 	j.stats.duplicates.Add(dups)
 	j.stats.events.Add(int64(len(events)))
+	return nil
+}
+
+// commitGroup makes the group's records durable in the batch log (one
+// write, one fdatasync), then commits their pointers, the new logpos and
+// any events to Pebble. Pointers need no fsync of their own: a crash that
+// loses them leaves the records after the durable logpos, where opening
+// finds them. Events have no record in the log, so a group with events
+// syncs Pebble too.
+func (j *Journal) commitGroup(wb *pebble.Batch, batches int64, events bool) error {
+	if batches > 0 {
+		file, end, err := j.blog.writeGroup()
+		if err != nil {
+			// What reached the file is unknown, and records after a torn
+			// one would not be found by a recovery scan: stop here.
+			j.blog.discardGroup()
+			j.fail(err)
+			return err
+		}
+		pos := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, file), uint64(end))
+		if err := wb.Set(metaKey("logpos"), pos, nil); err != nil {
+			return err
+		}
+		j.blog.addLive(file, batches)
+	}
+	opts := pebble.NoSync
+	if events {
+		opts = pebble.Sync
+	}
+	if err := wb.Commit(opts); err != nil {
+		return fmt.Errorf("commit journal: %w", err)
+	}
 	return nil
 }
 
@@ -697,7 +880,12 @@ func (j *Journal) Close() error {
 	if errp := j.failed.Load(); errp != nil {
 		return *errp
 	}
-	return j.db.Close()
+	if j.overlay != nil {
+		j.overlay.Close()
+	}
+	err := j.db.Close()
+	j.blog.close()
+	return err
 }
 
 // fail marks the journal failed for good: every later Append is refused and

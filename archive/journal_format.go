@@ -7,15 +7,32 @@ import (
 	"time"
 )
 
-// The journal is one Pebble database. Keys sort so that a partition's
-// batches are contiguous and in offset order, and events in arrival order.
-// The prefixes, layouts and version bytes below are part of the format.
+// The journal is a Pebble database and a batch log (journal_log.go) in
+// its directory. Keys sort so that a partition's batches are contiguous and
+// in offset order, and events in arrival order. The prefixes, layouts and
+// version bytes below are part of the format.
 //
 //	batch key    'b' | topic | 0x00 | partition uint32 BE | base offset uint64 BE
 //	event key    'e' | sequence uint64 BE
 //	meta key     'm' | name          ("m" "format" → one byte: journalFormat)
+//	                                 ("m" "logpos" → file uint64 BE | offset uint64 BE:
+//	                                  the batch log is pointed to up to here)
+//	                                 ("m" "evseq", "m" "upseq": next event and upload numbers)
 //
 // Kafka topic names are [a-zA-Z0-9._-], so 0x00 cannot occur in a topic.
+//
+// Format 2 keeps, under a batch key, a pointer to the batch's record in the
+// batch log, whose body holds the key and the batch value below:
+//
+//	batch pointer
+//	+------+----------------+----------------+---------------+-------------+
+//	| 0x02 | log file       | record offset  | record size   | data length |
+//	| ver  | uint64 BE      | uint64 BE      | uint32 BE     | uint32 BE   |
+//	+------+----------------+----------------+---------------+-------------+
+//
+// Format 1 kept the batch value itself under the key; a format 1 journal
+// is read as it is and upgraded to 2 when a proxy opens it (new batches
+// go to the log, old values stay until uploaded).
 //
 //	batch value
 //	+------+-----------+---------------+-------------+----------+--------------+
@@ -41,11 +58,41 @@ const (
 	prefixMeta  = 'm'
 
 	batchValueV1 = 0x01
+	batchPtrV2   = 0x02
+	batchPtrLen  = 1 + 8 + 8 + 4 + 4
 	eventValueV1 = 0x01
 
-	// journalFormat is stored under "mformat" and checked at open.
-	journalFormat = 1
+	// journalFormat is stored under "mformat" and checked at open; this
+	// amber also reads format 1 (batch values inline).
+	journalFormat = 2
 )
+
+func appendBatchPtr(dst []byte, p batchPtr) []byte {
+	dst = append(dst, batchPtrV2)
+	dst = binary.BigEndian.AppendUint64(dst, p.file)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(p.off))
+	dst = binary.BigEndian.AppendUint32(dst, p.size)
+	return binary.BigEndian.AppendUint32(dst, p.dataLen)
+}
+
+// parseBatchPtr reads a format 2 pointer; ok is false for a format 1
+// inline value.
+func parseBatchPtr(v []byte) (p batchPtr, ok bool, err error) {
+	if len(v) == 0 || v[0] != batchPtrV2 {
+		return p, false, nil
+	}
+	if len(v) != batchPtrLen {
+		return p, false, fmt.Errorf("%w: batch pointer of %d bytes", ErrFormat, len(v))
+	}
+	p.file = binary.BigEndian.Uint64(v[1:])
+	p.off = int64(binary.BigEndian.Uint64(v[9:]))
+	p.size = binary.BigEndian.Uint32(v[17:])
+	p.dataLen = binary.BigEndian.Uint32(v[21:])
+	if p.off < 0 || p.size < logRecordHeader {
+		return p, false, fmt.Errorf("%w: batch pointer %+v", ErrFormat, p)
+	}
+	return p, true, nil
+}
 
 func batchKey(topic string, partition int32, offset int64) []byte {
 	return appendBatchKey(make([]byte, 0, 1+len(topic)+1+4+8), topic, partition, offset)

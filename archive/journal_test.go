@@ -1,9 +1,17 @@
 package archive
 
 import (
+	"bytes"
 	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
 	"testing"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 func openTestJournal(t *testing.T, dir string, mod func(*JournalOptions)) *Journal {
@@ -134,5 +142,124 @@ func TestJournalCoalescesAppendsNobodyWaitsFor(t *testing.T) {
 	}
 	if got := len(journaled(t, j)); got != 3 {
 		t.Errorf("past CoalesceBytes the journal holds %d batches, want 3", got)
+	}
+}
+
+// TestJournalCrashKeepsEveryAcknowledgedBatch takes crash-consistent
+// copies of a journal's filesystem (only what was synced survives, or a
+// random part of what was not) after acknowledged appends. Pointers are
+// committed to Pebble without an fsync of their own, so the copies lose
+// most of them: every acknowledged batch must come back from the batch
+// log, once, writable or read-only, and the journal must go on appending.
+func TestJournalCrashKeepsEveryAcknowledgedBatch(t *testing.T) {
+	fs := vfs.NewCrashableMem()
+	j := openTestJournal(t, "/j", func(o *JournalOptions) { o.FS = fs })
+	var acked []string
+	for i := range 50 {
+		b := jb("a", int32(i%3), int64(i))
+		appendWait(t, j, b)
+		acked = append(acked, fmt.Sprintf("%s/%d@%d=%s", b.Topic, b.Partition, b.BaseOffset, b.Data))
+	}
+	sort.Strings(acked)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for round, pct := range []int{0, 0, 30, 70, 100} {
+		clone := fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: pct, RNG: rng})
+		ro := openTestJournal(t, "/j", func(o *JournalOptions) { o.FS = clone; o.ReadOnly = true })
+		if got := sorted(journaled(t, ro)); fmt.Sprint(got) != fmt.Sprint(acked) {
+			t.Fatalf("round %d (%d%% unsynced kept), read-only: %d batches, want the %d acknowledged", round, pct, len(got), len(acked))
+		}
+		ro.Close()
+		rw := openTestJournal(t, "/j", func(o *JournalOptions) { o.FS = clone })
+		if got := sorted(journaled(t, rw)); fmt.Sprint(got) != fmt.Sprint(acked) {
+			t.Fatalf("round %d (%d%% unsynced kept): %d batches, want the %d acknowledged", round, pct, len(got), len(acked))
+		}
+		appendWait(t, rw, jb("a", 0, 1000), jb("a", 0, 3)) // 3 is a duplicate
+		if s := rw.Stats(); s.Batches != 1 || s.Duplicates != 1 {
+			t.Errorf("round %d: after recovery %d batches, %d duplicates; want 1, 1", round, s.Batches, s.Duplicates)
+		}
+		if err := rw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		again := openTestJournal(t, "/j", func(o *JournalOptions) { o.FS = clone })
+		if got := len(journaled(t, again)); got != len(acked)+1 {
+			t.Errorf("round %d: reopened after recovery: %d batches, want %d", round, got, len(acked)+1)
+		}
+		again.Close()
+	}
+	j.Close()
+}
+
+func sorted(s []string) []string { sort.Strings(s); return s }
+
+// TestJournalIgnoresATornRecord: a commit that failed halfway left part of
+// a record at the end of a log file. Opening ignores it (nobody was told
+// it was journaled) and keeps everything before.
+func TestJournalIgnoresATornRecord(t *testing.T) {
+	dir := t.TempDir()
+	j := openTestJournal(t, dir, nil)
+	appendWait(t, j, jb("a", 0, 0), jb("a", 0, 10))
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, logDir, "*.log"))
+	var last string
+	for _, f := range files {
+		if st, _ := os.Stat(f); st.Size() > 0 {
+			last = f
+		}
+	}
+	if last == "" {
+		t.Fatalf("no batch log with data in %v", files)
+	}
+	// Forget the pointers (as a crash could), then tear a third record.
+	rec := append([]byte{logRecordMagic, 0, 0, 1, 0}, bytes.Repeat([]byte{7}, 40)...)
+	f, err := os.OpenFile(last, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(rec)
+	f.Close()
+	db, err := pebble.Open(dir, &pebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Delete(batchKey("a", 0, 10), pebble.Sync)
+	db.Delete(metaKey("logpos"), pebble.Sync)
+	db.Close()
+
+	j = openTestJournal(t, dir, nil)
+	defer j.Close()
+	if got := journaled(t, j); fmt.Sprint(got) != "[a/0@0=batch a/0@0 a/0@10=batch a/0@10]" {
+		t.Errorf("after a torn record: %q", got)
+	}
+}
+
+// TestJournalReadsFormat1: a journal written by an amber that kept batch
+// values in Pebble opens, lists and uploads its batches, and takes new
+// ones into the batch log.
+func TestJournalReadsFormat1(t *testing.T) {
+	dir := t.TempDir()
+	db, err := pebble.Open(dir, &pebble.Options{FormatMajorVersion: pebble.FormatNewest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := jb("old", 0, 5)
+	db.Set(metaKey("format"), []byte{1}, pebble.Sync)
+	db.Set(batchKey(old.Topic, old.Partition, old.BaseOffset), append(appendBatchValueHeader(nil, &old), old.Data...), pebble.Sync)
+	db.Close()
+
+	ro := openTestJournal(t, dir, func(o *JournalOptions) { o.ReadOnly = true })
+	if got := journaled(t, ro); fmt.Sprint(got) != "[old/0@5=batch old/0@5]" {
+		t.Errorf("format 1, read-only: %q", got)
+	}
+	ro.Close()
+	j := openTestJournal(t, dir, nil)
+	defer j.Close()
+	appendWait(t, j, jb("new", 0, 0), jb("old", 0, 5))
+	if got := journaled(t, j); fmt.Sprint(got) != "[new/0@0=batch new/0@0 old/0@5=batch old/0@5]" {
+		t.Errorf("format 1 then 2: %q", got)
+	}
+	if j.BacklogBytes() != int64(len(old.Data)+len(jb("new", 0, 0).Data)) {
+		t.Errorf("backlog %d", j.BacklogBytes())
 	}
 }

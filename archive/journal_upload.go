@@ -2,6 +2,7 @@ package archive
 
 import (
 	"encoding/binary"
+	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -57,7 +58,7 @@ func (j *Journal) fill(b *segmentBuilder, maxBytes int, cur *fillCursor) (keys [
 		if v, err = it.ValueAndErr(); err != nil {
 			break
 		}
-		if err = decodeBatchValue(v, &jb); err != nil {
+		if err = j.decodeStoredBatch(v, &jb, &j.fillBuf); err != nil {
 			break
 		}
 		if err = b.addBatch(&jb); err != nil {
@@ -133,7 +134,22 @@ func (j *Journal) eventsFrom(lower []byte, fn func(*Event) error) error {
 func (j *Journal) markUploaded(keys [][]byte, batchBytes int64, nextSeq uint64) error {
 	wb := j.db.NewBatch()
 	defer wb.Close()
+	released := map[uint64]int64{} // batch log files, and how many of their batches go
 	for _, k := range keys {
+		if k[0] == prefixBatch {
+			v, closer, err := j.db.Get(k)
+			if err != nil {
+				return fmt.Errorf("look up uploaded batch: %w", err)
+			}
+			p, isPtr, err := parseBatchPtr(v)
+			closer.Close()
+			if err != nil {
+				return err
+			}
+			if isPtr {
+				released[p.file]++
+			}
+		}
 		if err := wb.Delete(k, nil); err != nil {
 			return err
 		}
@@ -145,6 +161,9 @@ func (j *Journal) markUploaded(keys [][]byte, batchBytes int64, nextSeq uint64) 
 		return err
 	}
 	j.backlog.Add(-batchBytes)
+	for file, n := range released {
+		j.blog.addLive(file, -n) // a file no batch needs any more is removed
+	}
 	return nil
 }
 

@@ -1,0 +1,368 @@
+package archive
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// The batch log holds the journal's record batches; Pebble holds, under
+// each batch key, only a pointer into it (journal_format.go). The journal
+// is a queue — appended in arrival order, read back in key order by the
+// uploader, deleted once uploaded — and an LSM tree would copy every batch
+// through its memtable, its WAL, a flush and compactions. Here a batch is
+// written once: appended to the active log file with the rest of its group
+// commit in one write and one fdatasync. A log file is removed when the
+// last batch in it has been uploaded.
+//
+//	DIR/batches/0000000000000001.log, 0000000000000002.log, ...
+//
+//	record
+//	+-------+-------------+-------------+---------------------------------------+
+//	| 0xB1  | body length | CRC-32C     | body: key length uvarint | batch key  |
+//	| magic | uint32 BE   | of the body |       | batch value (v1, with data) |
+//	+-------+-------------+-------------+---------------------------------------+
+//
+// A file is appended to by the journal's writer goroutine only, and a new
+// one is started at every open and once the active one passes
+// logFileSize. Crash safety: a group commit first makes its records
+// durable (write, fdatasync), then commits their pointers to Pebble
+// without an fsync of its own, with meta "logpos" (file number, offset)
+// saying how far the log is pointed to. A crash can lose those pointers
+// but not the records, so opening scans the log from the durable logpos
+// on and points at every whole record that has no pointer. A torn record
+// at the end of a file is where its commit failed: nobody was told it was
+// journaled, and the scan stops there.
+const (
+	logRecordMagic  = 0xB1
+	logRecordHeader = 1 + 4 + 4
+	logFileSize     = 64 << 20
+	logDir          = "batches"
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// errLogFileGone: a pointer's file was removed, because every batch in it
+// was uploaded after the pointer was read.
+var errLogFileGone = errors.New("batch log file removed")
+
+// batchPtr is where a batch's record is in the log.
+type batchPtr struct {
+	file    uint64
+	off     int64
+	size    uint32 // the whole record
+	dataLen uint32 // its record batch's bytes (the journal's backlog counts them)
+}
+
+// logFile is one file of the batch log, open for reading (and for
+// appending, if active). refs counts readers between acquire and release;
+// a file whose last batch is uploaded is removed when no reader holds it.
+type logFile struct {
+	num    uint64
+	f      vfs.File
+	refs   int
+	live   int64 // pointers into it
+	doomed bool  // remove once refs is 0
+}
+
+type batchLog struct {
+	fs  vfs.FS
+	dir string
+
+	mu     sync.Mutex
+	files  map[uint64]*logFile
+	active *logFile // nil when read-only
+	size   int64    // of the active file
+	buf    []byte   // the group commit being built (writer goroutine only)
+}
+
+func logFileName(num uint64) string { return fmt.Sprintf("%016d.log", num) }
+
+// openBatchLog opens the log's files for reading and, unless readOnly,
+// starts a new active file numbered after the last one.
+func openBatchLog(fs vfs.FS, journalDir string, readOnly bool) (*batchLog, error) {
+	l := &batchLog{fs: fs, dir: filepath.Join(journalDir, logDir), files: map[uint64]*logFile{}}
+	if !readOnly {
+		if err := fs.MkdirAll(l.dir, 0o755); err != nil {
+			return nil, fmt.Errorf("create %s: %w", l.dir, err)
+		}
+		// The directory entry must survive a crash too.
+		if err := syncDir(fs, journalDir); err != nil {
+			return nil, err
+		}
+	}
+	names, err := fs.List(l.dir)
+	if err != nil {
+		if readOnly && errors.Is(err, os.ErrNotExist) {
+			return l, nil // a journal of format 1, or without batches yet
+		}
+		return nil, fmt.Errorf("list %s: %w", l.dir, err)
+	}
+	var last uint64
+	for _, name := range names {
+		num, ok := parseLogFileName(name)
+		if !ok {
+			continue
+		}
+		f, err := fs.Open(fs.PathJoin(l.dir, name))
+		if err != nil {
+			l.close()
+			return nil, fmt.Errorf("open batch log %s: %w", name, err)
+		}
+		l.files[num] = &logFile{num: num, f: f}
+		last = max(last, num)
+	}
+	if readOnly {
+		return l, nil
+	}
+	if err := l.rotate(last + 1); err != nil {
+		l.close()
+		return nil, err
+	}
+	return l, nil
+}
+
+func parseLogFileName(name string) (uint64, bool) {
+	if !strings.HasSuffix(name, ".log") || len(name) != 16+4 {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(strings.TrimSuffix(name, ".log"), 10, 64)
+	return n, err == nil && n > 0
+}
+
+// rotate starts active file num: created, and the directory synced so that
+// the file survives a crash.
+func (l *batchLog) rotate(num uint64) error {
+	path := l.fs.PathJoin(l.dir, logFileName(num))
+	f, err := l.fs.Create(path, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return fmt.Errorf("create batch log %s: %w", path, err)
+	}
+	if err := syncDir(l.fs, l.dir); err != nil {
+		f.Close()
+		return err
+	}
+	lf := &logFile{num: num, f: f}
+	l.mu.Lock()
+	if old := l.active; old != nil && old.live == 0 && old.refs == 0 {
+		l.removeLocked(old)
+	}
+	l.files[num] = lf
+	l.active = lf
+	l.size = 0
+	l.mu.Unlock()
+	return nil
+}
+
+func syncDir(fs vfs.FS, dir string) error {
+	d, err := fs.OpenDir(dir)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// add appends a record for batch b under key to the group commit being
+// built and returns where it will be.
+func (l *batchLog) add(key []byte, valHeader []byte, data []byte) batchPtr {
+	start := len(l.buf)
+	l.buf = append(l.buf, logRecordMagic, 0, 0, 0, 0, 0, 0, 0, 0)
+	l.buf = binary.AppendUvarint(l.buf, uint64(len(key)))
+	l.buf = append(l.buf, key...)
+	l.buf = append(l.buf, valHeader...)
+	l.buf = append(l.buf, data...)
+	body := l.buf[start+logRecordHeader:]
+	binary.BigEndian.PutUint32(l.buf[start+1:], uint32(len(body)))
+	binary.BigEndian.PutUint32(l.buf[start+5:], crc32.Checksum(body, castagnoli))
+	return batchPtr{file: l.active.num, off: l.size + int64(start), size: uint32(len(l.buf) - start), dataLen: uint32(len(data))}
+}
+
+// needRotate reports whether the active file is full; the writer rotates
+// before building a group commit, after making Pebble's pointers into the
+// full file durable.
+func (l *batchLog) needRotate() bool { return l.size >= logFileSize }
+
+// writeGroup writes the group commit built by add and syncs it; it returns
+// the active file's new end (logpos). On an error the caller fails the
+// journal: what reached the file is unknown.
+func (l *batchLog) writeGroup() (file uint64, end int64, err error) {
+	if len(l.buf) == 0 {
+		return l.active.num, l.size, nil
+	}
+	if _, err := l.active.f.Write(l.buf); err != nil {
+		return 0, 0, fmt.Errorf("write batch log: %w", err)
+	}
+	if err := l.active.f.SyncData(); err != nil {
+		return 0, 0, fmt.Errorf("sync batch log: %w", err)
+	}
+	l.mu.Lock()
+	l.size += int64(len(l.buf))
+	end = l.size
+	l.mu.Unlock()
+	l.buf = l.buf[:0]
+	if cap(l.buf) > 16<<20 {
+		l.buf = nil // one huge commit need not pin its buffer
+	}
+	return l.active.num, end, nil
+}
+
+// discardGroup forgets a group commit that will not be written.
+func (l *batchLog) discardGroup() { l.buf = l.buf[:0] }
+
+// addLive counts pointers into file num (negative: released). A file other
+// than the active one that no pointer uses any more is removed.
+func (l *batchLog) addLive(num uint64, n int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lf := l.files[num]
+	if lf == nil {
+		return
+	}
+	lf.live += n
+	if lf.live <= 0 && lf != l.active {
+		l.removeLocked(lf)
+	}
+}
+
+// removeLocked removes lf now, or once its last reader is done.
+func (l *batchLog) removeLocked(lf *logFile) {
+	lf.doomed = true
+	if lf.refs > 0 {
+		return
+	}
+	delete(l.files, lf.num)
+	lf.f.Close()
+	l.fs.Remove(l.fs.PathJoin(l.dir, logFileName(lf.num))) // a leftover is removed at the next open
+}
+
+// read reads the record at p into buf and returns its key and value.
+func (l *batchLog) read(p batchPtr, buf []byte) (key, val, out []byte, err error) {
+	l.mu.Lock()
+	lf := l.files[p.file]
+	if lf != nil {
+		lf.refs++
+	}
+	l.mu.Unlock()
+	if lf == nil {
+		return nil, nil, buf, fmt.Errorf("%w: %s", errLogFileGone, logFileName(p.file))
+	}
+	if cap(buf) < int(p.size) {
+		buf = make([]byte, p.size)
+	}
+	buf = buf[:p.size]
+	_, err = lf.f.ReadAt(buf, p.off)
+	l.mu.Lock()
+	lf.refs--
+	if lf.doomed && lf.refs == 0 {
+		l.removeLocked(lf)
+	}
+	l.mu.Unlock()
+	if err != nil {
+		return nil, nil, buf, fmt.Errorf("read batch log %s at %d: %w", logFileName(p.file), p.off, err)
+	}
+	key, val, n, err := parseLogRecord(buf)
+	if err != nil || n != len(buf) {
+		return nil, nil, buf, fmt.Errorf("%w: batch log %s at %d: %v", ErrCorrupt, logFileName(p.file), p.off, err)
+	}
+	return key, val, buf, nil
+}
+
+// parseLogRecord parses the record at the start of b and returns its
+// length; io.ErrUnexpectedEOF if b ends inside it.
+func parseLogRecord(b []byte) (key, val []byte, n int, err error) {
+	if len(b) < logRecordHeader {
+		return nil, nil, 0, io.ErrUnexpectedEOF
+	}
+	if b[0] != logRecordMagic {
+		return nil, nil, 0, fmt.Errorf("record magic %#x", b[0])
+	}
+	size := int(binary.BigEndian.Uint32(b[1:]))
+	if len(b)-logRecordHeader < size {
+		return nil, nil, 0, io.ErrUnexpectedEOF
+	}
+	body := b[logRecordHeader : logRecordHeader+size]
+	if crc32.Checksum(body, castagnoli) != binary.BigEndian.Uint32(b[5:]) {
+		return nil, nil, 0, errors.New("record checksum mismatch")
+	}
+	kl, w := binary.Uvarint(body)
+	if w <= 0 || uint64(len(body)-w) < kl {
+		return nil, nil, 0, errors.New("record key length")
+	}
+	return body[w : w+int(kl)], body[w+int(kl):], logRecordHeader + size, nil
+}
+
+// scan calls fn with every whole record of the files from (file, off) on,
+// in log order, and stops at the first torn or damaged record of a file
+// (where a failed commit stopped). It returns how many bytes it skipped so.
+func (l *batchLog) scan(file uint64, off int64, fn func(key []byte, p batchPtr) error) (torn int64, err error) {
+	l.mu.Lock()
+	var nums []uint64
+	for n := range l.files {
+		if n >= file && (l.active == nil || n != l.active.num) {
+			nums = append(nums, n)
+		}
+	}
+	l.mu.Unlock()
+	sort.Slice(nums, func(i, k int) bool { return nums[i] < nums[k] })
+	for _, n := range nums {
+		lf := l.files[n]
+		st, err := lf.f.Stat()
+		if err != nil {
+			return torn, err
+		}
+		from := int64(0)
+		if n == file {
+			from = off
+		}
+		if st.Size() <= from {
+			continue
+		}
+		b := make([]byte, st.Size()-from)
+		if _, err := lf.f.ReadAt(b, from); err != nil && err != io.EOF {
+			return torn, fmt.Errorf("read batch log %s: %w", logFileName(n), err)
+		}
+		for pos := 0; pos < len(b); {
+			key, val, size, err := parseLogRecord(b[pos:])
+			if err != nil {
+				torn += int64(len(b) - pos)
+				break
+			}
+			var jb Batch
+			if decodeBatchValue(val, &jb) != nil || bytes.IndexByte(key, 0) < 0 {
+				torn += int64(len(b) - pos)
+				break
+			}
+			if err := fn(key, batchPtr{file: n, off: from + int64(pos), size: uint32(size), dataLen: uint32(len(jb.Data))}); err != nil {
+				return torn, err
+			}
+			pos += size
+		}
+	}
+	return torn, nil
+}
+
+// close closes every file.
+func (l *batchLog) close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, lf := range l.files {
+		lf.f.Close()
+	}
+	l.files = map[uint64]*logFile{}
+	l.active = nil
+}
