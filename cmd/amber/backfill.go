@@ -46,6 +46,8 @@ func runBackfill(args []string, stdout, stderr io.Writer) error {
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	var tlsf tlsFlags
 	tlsf.upstreamFlags(fs)
+	var sasl saslFlags
+	sasl.register(fs, "")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -71,7 +73,7 @@ func runBackfill(args []string, stdout, stderr io.Writer) error {
 	if note != "" {
 		fmt.Fprintln(stderr, note)
 	}
-	cl, err := clusterClient(bootstrap, &tlsf)
+	cl, err := clusterClient(bootstrap, &tlsf, &sasl)
 	if err != nil {
 		return err
 	}
@@ -193,7 +195,7 @@ func openTarget(ctx context.Context, url string) (archive.Store, *archive.Journa
 }
 
 // clusterClient is a client of the brokers for backfill and verify.
-func clusterClient(seeds []string, t *tlsFlags) (*kgo.Client, error) {
+func clusterClient(seeds []string, t *tlsFlags, sasl *saslFlags) (*kgo.Client, error) {
 	for _, s := range seeds {
 		if !strings.Contains(s, ":") {
 			return nil, usagef("--bootstrap %q: want HOST:PORT", s)
@@ -206,6 +208,13 @@ func clusterClient(seeds []string, t *tlsFlags) (*kgo.Client, error) {
 	opts := []kgo.Opt{kgo.SeedBrokers(seeds...), kgo.ClientID(archive.DefaultBackfillClientID)}
 	if tc != nil {
 		opts = append(opts, kgo.DialTLSConfig(tc))
+	}
+	so, err := sasl.opt()
+	if err != nil {
+		return nil, err
+	}
+	if so != nil {
+		opts = append(opts, so)
 	}
 	return kgo.NewClient(opts...)
 }

@@ -111,7 +111,7 @@ func printConfig(w io.Writer, fs *flag.FlagSet) {
 		out, _ := yaml.Marshal(map[string]string{n: v})
 		buf.Write(out)
 	}
-	for _, env := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_REGION", "AMBER_SASL_PASSWORD"} {
+	for _, env := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_REGION", "AMBER_SASL_PASSWORD", "AMBER_BACKFILL_SASL_PASSWORD"} {
 		if v, ok := os.LookupEnv(env); ok {
 			if env != "AWS_ENDPOINT_URL" && env != "AWS_REGION" {
 				v = "********"

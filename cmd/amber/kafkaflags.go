@@ -18,9 +18,48 @@ import (
 type kafkaFlags struct {
 	bootstrap listFlag
 	tls       tlsFlags
-	saslMech  string
-	saslUser  string
-	saslPass  string
+	sasl      saslFlags
+}
+
+// saslFlags authenticate Amber's own client of a cluster: restore's,
+// backfill's and verify's, and the proxy's background backfill (whose
+// flags have the prefix "backfill-"; the proxy passes its clients' own
+// SASL through untouched).
+type saslFlags struct {
+	prefix string
+	mech   string
+	user   string
+	pass   string
+}
+
+func (s *saslFlags) register(fs *flag.FlagSet, prefix string) {
+	s.prefix = prefix
+	fs.StringVar(&s.mech, prefix+"sasl-mechanism", "", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+	fs.StringVar(&s.user, prefix+"sasl-user", "", "SASL user")
+	fs.StringVar(&s.pass, prefix+"sasl-password", "", "SASL password (default: $AMBER_"+strings.ToUpper(strings.ReplaceAll(prefix, "-", "_"))+"SASL_PASSWORD)")
+}
+
+// opt is the kgo option for the flags, nil without a mechanism.
+func (s *saslFlags) opt() (kgo.Opt, error) {
+	pass := s.pass
+	if pass == "" {
+		pass = os.Getenv("AMBER_" + strings.ToUpper(strings.ReplaceAll(s.prefix, "-", "_")) + "SASL_PASSWORD")
+	}
+	switch strings.ToUpper(s.mech) {
+	case "":
+		if s.user != "" {
+			return nil, usagef("--%ssasl-user needs --%ssasl-mechanism", s.prefix, s.prefix)
+		}
+		return nil, nil
+	case "PLAIN":
+		return kgo.SASL(plain.Auth{User: s.user, Pass: pass}.AsMechanism()), nil
+	case "SCRAM-SHA-256":
+		return kgo.SASL(scram.Auth{User: s.user, Pass: pass}.AsSha256Mechanism()), nil
+	case "SCRAM-SHA-512":
+		return kgo.SASL(scram.Auth{User: s.user, Pass: pass}.AsSha512Mechanism()), nil
+	default:
+		return nil, usagef("--%ssasl-mechanism %q: want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", s.prefix, s.mech)
+	}
 }
 
 func (k *kafkaFlags) register(fs *flag.FlagSet) {
@@ -31,9 +70,7 @@ func (k *kafkaFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&k.tls.key, "tls-key", "", "PEM private key for --tls-cert")
 	fs.StringVar(&k.tls.serverName, "tls-server-name", "", "name to verify in broker certificates")
 	fs.BoolVar(&k.tls.insecure, "tls-insecure-skip-verify", false, "do not verify broker certificates (testing only)")
-	fs.StringVar(&k.saslMech, "sasl-mechanism", "", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
-	fs.StringVar(&k.saslUser, "sasl-user", "", "SASL user")
-	fs.StringVar(&k.saslPass, "sasl-password", "", "SASL password (default: $AMBER_SASL_PASSWORD)")
+	k.sasl.register(fs, "")
 }
 
 // client builds a franz-go client from the flags plus opts.
@@ -49,20 +86,10 @@ func (k *kafkaFlags) client(opts ...kgo.Opt) (*kgo.Client, error) {
 	if tc != nil {
 		all = append(all, kgo.DialTLSConfig(tc))
 	}
-	pass := k.saslPass
-	if pass == "" {
-		pass = os.Getenv("AMBER_SASL_PASSWORD")
-	}
-	switch strings.ToUpper(k.saslMech) {
-	case "":
-	case "PLAIN":
-		all = append(all, kgo.SASL(plain.Auth{User: k.saslUser, Pass: pass}.AsMechanism()))
-	case "SCRAM-SHA-256":
-		all = append(all, kgo.SASL(scram.Auth{User: k.saslUser, Pass: pass}.AsSha256Mechanism()))
-	case "SCRAM-SHA-512":
-		all = append(all, kgo.SASL(scram.Auth{User: k.saslUser, Pass: pass}.AsSha512Mechanism()))
-	default:
-		errs = append(errs, usagef("--sasl-mechanism %q: want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", k.saslMech))
+	so, err := k.sasl.opt()
+	errs = append(errs, err)
+	if so != nil {
+		all = append(all, so)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err

@@ -68,6 +68,7 @@ type proxyConfig struct {
 	logFormat      string
 	clientTLS      tlsFlags
 	upstreamTLS    tlsFlags
+	backfillSASL   saslFlags
 }
 
 func runProxy(args []string, stdout, stderr io.Writer) error {
@@ -89,6 +90,11 @@ func runProxy(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&cfg.uploadTimeout, "upload-timeout", archive.DefaultAttemptTimeout, "longest one upload attempt may take before it is retried")
 	fs.DurationVar(&cfg.backfillEvery, "backfill-interval", time.Minute, "how often a background backfill fetches the archive's holes (records produced around the proxy, transaction markers) from the cluster and snapshots configs and group offsets; 0 turns it off")
 	fs.Var(&cfg.backfillTopics, "backfill-topic", "topics the background backfill covers, comma-separated or repeated (default: every topic but internal ones)")
+	cfg.backfillSASL.register(fs, "backfill-")
+	for _, n := range []string{"sasl-mechanism", "sasl-user", "sasl-password"} {
+		f := fs.Lookup("backfill-" + n)
+		f.Usage = "the background backfill's own client of the cluster: " + f.Usage + " (clients' SASL passes through the proxy untouched)"
+	}
 	fs.StringVar(&cfg.keyFile, "encryption-key-file", "", "AES-256 key (32 bytes or 64 hex chars) to encrypt archive objects with")
 	fs.StringVar(&cfg.adminListen, "admin-listen", defaultAdminListen, "address for /metrics, /healthz and /readyz; empty turns it off")
 	fs.IntVar(&cfg.maxFrameBytes, "max-frame-bytes", proxy.DefaultMaxFrameBytes, "largest request or response frame accepted")
@@ -273,6 +279,13 @@ func startBackfill(cfg proxyConfig, upstreamTLS *tls.Config, store archive.Store
 	opts := []kgo.Opt{kgo.SeedBrokers(cfg.upstreams...), kgo.ClientID(archive.DefaultBackfillClientID)}
 	if upstreamTLS != nil {
 		opts = append(opts, kgo.DialTLSConfig(upstreamTLS))
+	}
+	so, err := cfg.backfillSASL.opt()
+	if err != nil {
+		return nil, err
+	}
+	if so != nil {
+		opts = append(opts, so)
 	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {

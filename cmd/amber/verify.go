@@ -39,6 +39,8 @@ func runVerify(args []string, stdout, stderr io.Writer) error {
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	var tlsf tlsFlags
 	tlsf.upstreamFlags(fs)
+	var sasl saslFlags
+	sasl.register(fs, "")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -78,7 +80,7 @@ func runVerify(args []string, stdout, stderr io.Writer) error {
 	if len(against) == 0 {
 		return verifyIntegrity(ctx, store, key, *concurrency, *asJSON, stdout, stderr)
 	}
-	return verifyAgainst(ctx, store, key, against, topics, &tlsf, *concurrency, *asJSON, stdout, stderr)
+	return verifyAgainst(ctx, store, key, against, topics, &tlsf, &sasl, *concurrency, *asJSON, stdout, stderr)
 }
 
 func verifyIntegrity(ctx context.Context, store archive.Store, key *archive.Key, concurrency int, asJSON bool, stdout, stderr io.Writer) error {
@@ -124,8 +126,8 @@ func verifyIntegrity(ctx context.Context, store archive.Store, key *archive.Key,
 	return nil
 }
 
-func verifyAgainst(ctx context.Context, store archive.Store, key *archive.Key, seeds, topics []string, tlsf *tlsFlags, concurrency int, asJSON bool, stdout, stderr io.Writer) error {
-	cl, err := clusterClient(seeds, tlsf)
+func verifyAgainst(ctx context.Context, store archive.Store, key *archive.Key, seeds, topics []string, tlsf *tlsFlags, sasl *saslFlags, concurrency int, asJSON bool, stdout, stderr io.Writer) error {
+	cl, err := clusterClient(seeds, tlsf, sasl)
 	if err != nil {
 		return err
 	}
