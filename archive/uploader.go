@@ -265,6 +265,7 @@ func (u *Uploader) Flush(ctx context.Context) error {
 type built struct {
 	seq        uint64
 	seg, idx   []byte
+	sha256     [32]byte // of seg
 	keys       [][]byte // the journal entries it carries
 	batchBytes int64
 	buf        *segBuf
@@ -366,7 +367,7 @@ func (u *Uploader) build(seq uint64, cur *fillCursor) (*built, error) {
 	}
 	seg, idx := sb.finish()
 	buf.seg, buf.scratch = seg, sb.scratch // keep what they grew to
-	return &built{seq: seq, seg: seg, idx: idx, keys: keys, batchBytes: batchBytes, buf: buf, from: from}, nil
+	return &built{seq: seq, seg: seg, idx: idx, sha256: sb.idx.SegSHA256, keys: keys, batchBytes: batchBytes, buf: buf, from: from}, nil
 }
 
 // putResult is how an upload went: taken means its segment's number holds
@@ -380,7 +381,7 @@ type putResult struct {
 // journal: its entries deleted, the next upload number b.seq+1.
 func (u *Uploader) upload(ctx context.Context, b *built) putResult {
 	segKey, idxKey := SegmentKey(u.opts.WriterID, b.seq), IndexKey(u.opts.WriterID, b.seq)
-	taken, err := u.putNew(ctx, segKey, b.seg)
+	taken, err := putNewReader(ctx, u.opts.Store, segKey, b.seg, &HashedReader{Reader: bytes.NewReader(b.seg), SHA256: b.sha256})
 	if err != nil || taken {
 		return putResult{taken, err}
 	}
@@ -391,7 +392,7 @@ func (u *Uploader) upload(ctx context.Context, b *built) putResult {
 		// An index of an earlier attempt at this upload (whose answer
 		// was lost, or whose run crashed before recording it) differs
 		// only in its creation time: it describes this very segment.
-		if ok, err := u.indexOf(ctx, idxKey, segKey, b.seg); err != nil {
+		if ok, err := u.indexOf(ctx, idxKey, segKey, b); err != nil {
 			return putResult{err: err}
 		} else if !ok {
 			return putResult{err: fmt.Errorf("index %s exists with other content although its segment matched: is another proxy using writer id %s?", idxKey, u.opts.WriterID)}
@@ -413,9 +414,9 @@ func (u *Uploader) upload(ctx context.Context, b *built) putResult {
 	return putResult{}
 }
 
-// indexOf reports whether the index stored under idxKey describes seg,
-// stored under segKey.
-func (u *Uploader) indexOf(ctx context.Context, idxKey, segKey string, seg []byte) (bool, error) {
+// indexOf reports whether the index stored under idxKey describes b's
+// segment, stored under segKey.
+func (u *Uploader) indexOf(ctx context.Context, idxKey, segKey string, b *built) (bool, error) {
 	rc, err := u.opts.Store.Get(ctx, idxKey)
 	if err != nil {
 		return false, fmt.Errorf("read back %s: %w", idxKey, err)
@@ -429,7 +430,7 @@ func (u *Uploader) indexOf(ctx context.Context, idxKey, segKey string, seg []byt
 	if err != nil {
 		return false, nil
 	}
-	return ix.Segment == segKey && ix.SegSize == int64(len(seg)) && ix.SegSHA256 == sha256.Sum256(seg), nil
+	return ix.Segment == segKey && ix.SegSize == int64(len(b.seg)) && ix.SegSHA256 == b.sha256, nil
 }
 
 // segBuf holds the buffers of one segment being built and uploaded.
@@ -453,9 +454,23 @@ func (u *Uploader) putNew(ctx context.Context, key string, b []byte) (taken bool
 	return putNew(ctx, u.opts.Store, key, b)
 }
 
+// HashedReader reads bytes whose SHA-256 is known. The uploader hands a
+// segment to Store.Put as one, with the SHA-256 it computed for the
+// index, so that a store that sends a payload hash (S3's signed payload
+// over plain HTTP) need not hash the bytes again. A store may ignore it.
+type HashedReader struct {
+	*bytes.Reader
+	SHA256 [32]byte
+}
+
 // putNew is Uploader.putNew on any store (SegmentWriter uses it too).
 func putNew(ctx context.Context, store Store, key string, b []byte) (taken bool, err error) {
-	err = store.Put(ctx, key, bytes.NewReader(b), int64(len(b)))
+	return putNewReader(ctx, store, key, b, bytes.NewReader(b))
+}
+
+// putNewReader is putNew with the reader of b to hand Store.Put.
+func putNewReader(ctx context.Context, store Store, key string, b []byte, r io.Reader) (taken bool, err error) {
+	err = store.Put(ctx, key, r, int64(len(b)))
 	if err == nil {
 		return false, nil
 	}

@@ -3,11 +3,13 @@ package s3_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -120,7 +122,61 @@ func TestChecksummedPutUnderRetention(t *testing.T) {
 			t.Errorf("put%s: %d versions (%v), want 1", q, n, err)
 		}
 	}
+	// A segment handed over with its SHA-256 is sent signed with it: the
+	// store checks the hash, keeps the CRC32C and retention, and still
+	// refuses a second PUT.
+	o, _ := s3.ParseURL(m.URL("retained", "hashed"), func(k string) string { return m.Env()[k] })
+	s, err := s3.New(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := bytes.Repeat([]byte("segment "), 200_000)
+	hashed := func(b []byte, sum [32]byte) *archive.HashedReader {
+		return &archive.HashedReader{Reader: bytes.NewReader(b), SHA256: sum}
+	}
+	if err := s.Put(ctx, "v1/seg/bad", hashed(body, sha256.Sum256([]byte("other"))), int64(len(body))); err == nil {
+		t.Error("put with a wrong SHA-256 accepted")
+	}
+	if _, err := s.Stat(ctx, "v1/seg/bad"); !errors.Is(err, archive.ErrNotFound) {
+		t.Errorf("after a put with a wrong SHA-256: stat %v, want not found", err)
+	}
+	if err := s.Put(ctx, "v1/seg/h", hashed(body, sha256.Sum256(body)), int64(len(body))); err != nil {
+		t.Fatalf("hashed put: %v", err)
+	}
+	info, err := s.Client().StatObject(ctx, "retained", "hashed/v1/seg/h", minio.StatObjectOptions{Checksum: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	crc := binary.BigEndian.AppendUint32(nil, crc32.Checksum(body, crc32.MakeTable(crc32.Castagnoli)))
+	if want := base64.StdEncoding.EncodeToString(crc); info.ChecksumCRC32C != want || info.Size != int64(len(body)) {
+		t.Errorf("hashed put: CRC32C %q, size %d; want %q, %d", info.ChecksumCRC32C, info.Size, want, len(body))
+	}
+	if _, until, err := s.Client().GetObjectRetention(ctx, "retained", "hashed/v1/seg/h", ""); err != nil || until == nil {
+		t.Errorf("hashed put: retention %v, %v", until, err)
+	}
+	if got := readAll(t, s, "v1/seg/h"); !bytes.Equal(got, body) {
+		t.Errorf("hashed put: read back %d bytes, want the %d put", len(got), len(body))
+	}
+	other := bytes.Repeat([]byte("x"), 10)
+	if err := s.Put(ctx, "v1/seg/h", hashed(other, sha256.Sum256(other)), int64(len(other))); !errors.Is(err, archive.ErrExists) {
+		t.Errorf("second hashed put: %v, want ErrExists", err)
+	}
+
 	if _, err := s3.ParseURL("s3://b/p?checksum=sha1", func(string) string { return "" }); err == nil {
 		t.Error("checksum=sha1 accepted")
 	}
+}
+
+func readAll(t *testing.T, s *s3.Store, key string) []byte {
+	t.Helper()
+	rc, err := s.Get(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
