@@ -122,9 +122,9 @@ func TestChecksummedPutUnderRetention(t *testing.T) {
 			t.Errorf("put%s: %d versions (%v), want 1", q, n, err)
 		}
 	}
-	// A segment handed over with its SHA-256 is sent signed with it: the
-	// store checks the hash, keeps the CRC32C and retention, and still
-	// refuses a second PUT.
+	// A segment handed over with its SHA-256 is sent with it as its
+	// checksum: the store checks the body against it, keeps it and the
+	// retention, and still refuses a second PUT.
 	o, _ := s3.ParseURL(m.URL("retained", "hashed"), func(k string) string { return m.Env()[k] })
 	s, err := s3.New(ctx, o)
 	if err != nil {
@@ -147,9 +147,9 @@ func TestChecksummedPutUnderRetention(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	crc := binary.BigEndian.AppendUint32(nil, crc32.Checksum(body, crc32.MakeTable(crc32.Castagnoli)))
-	if want := base64.StdEncoding.EncodeToString(crc); info.ChecksumCRC32C != want || info.Size != int64(len(body)) {
-		t.Errorf("hashed put: CRC32C %q, size %d; want %q, %d", info.ChecksumCRC32C, info.Size, want, len(body))
+	sum := sha256.Sum256(body)
+	if want := base64.StdEncoding.EncodeToString(sum[:]); info.ChecksumSHA256 != want || info.Size != int64(len(body)) {
+		t.Errorf("hashed put: SHA-256 %q, size %d; want %q, %d", info.ChecksumSHA256, info.Size, want, len(body))
 	}
 	if _, until, err := s.Client().GetObjectRetention(ctx, "retained", "hashed/v1/seg/h", ""); err != nil || until == nil {
 		t.Errorf("hashed put: retention %v, %v", until, err)
