@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -687,12 +688,14 @@ func (j *Journal) commit(batches []Batch, events []Event) error {
 	}
 	wb := j.db.NewBatch()
 	defer wb.Close()
+	j.blog.discardGroup() // nothing of an earlier failed build
 	var (
 		key, val  []byte
 		set       []int               // indexes of the batches this commit writes
-		seen      map[string]struct{} // their keys, built only once a batch needs a lookup
+		seen      map[string][][]byte // their data by key (without suffix), built only once a batch needs a lookup
+		stored    []byte              // a stored batch read back to compare
 		committed int64
-		bytes     int64
+		nbytes    int64
 		dups      int64
 	)
 	for i := range batches {
@@ -701,32 +704,48 @@ func (j *Journal) commit(batches []Batch, events []Event) error {
 		p := tp{b.Topic, b.Partition}
 		if top, ok := j.highest[p]; ok && b.BaseOffset <= top {
 			// Not above what is journaled: an idempotent retry the broker
-			// acknowledged at the same offset, or an older batch whose
-			// response overtook it. Look, in this commit and in Pebble.
+			// acknowledged at the same offset, an older batch whose
+			// response overtook it, or a topic deleted and created again
+			// under the name. Look, in this commit and in Pebble: the same
+			// key with the same batch is a retry, stored once; with
+			// another batch it is another topic's, stored under the key
+			// with a suffix (journal_format.go).
 			if seen == nil {
-				seen = make(map[string]struct{}, len(set))
+				seen = make(map[string][][]byte, len(set))
 				for _, k := range set {
-					seen[string(batchKey(batches[k].Topic, batches[k].Partition, batches[k].BaseOffset))] = struct{}{}
+					bk := &batches[k]
+					base := string(batchKey(bk.Topic, bk.Partition, bk.BaseOffset))
+					seen[base] = append(seen[base], bk.Data)
 				}
 			}
-			if _, ok := seen[string(key)]; ok {
+			base := string(key)
+			dup := false
+			for _, data := range seen[base] {
+				dup = dup || sameBatch(data, b.Data)
+			}
+			if !dup {
+				var found bool
+				var err error
+				dup, found, err = j.storedCopy(key, b.Data, &stored)
+				if err != nil {
+					return fmt.Errorf("check batch %s/%d@%d: %w", b.Topic, b.Partition, b.BaseOffset, err)
+				}
+				if !dup && (found || len(seen[base]) > 0) {
+					key = binary.BigEndian.AppendUint64(key, uint64(time.Now().UnixNano()))
+				}
+			}
+			if dup {
 				dups++
 				continue
 			}
-			if _, closer, err := j.db.Get(key); err == nil {
-				closer.Close()
-				dups++
-				continue
-			} else if !errors.Is(err, pebble.ErrNotFound) {
-				return fmt.Errorf("check batch %s/%d@%d: %w", b.Topic, b.Partition, b.BaseOffset, err)
-			}
+			seen[base] = append(seen[base], b.Data)
 		} else {
 			// Raised before the commit is known to succeed: if it fails,
 			// a retry of this batch takes the lookup above and is written.
 			j.highest[p] = b.BaseOffset
-		}
-		if seen != nil {
-			seen[string(key)] = struct{}{}
+			if seen != nil {
+				seen[string(key)] = append(seen[string(key)], b.Data)
+			}
 		}
 		set = append(set, i)
 		// The batch goes to the log; Pebble gets a pointer to it.
@@ -738,7 +757,7 @@ func (j *Journal) commit(batches []Batch, events []Event) error {
 			return err
 		}
 		committed++
-		bytes += int64(len(b.Data))
+		nbytes += int64(len(b.Data))
 	}
 	seq := j.nextSeq
 	for i := range events {
@@ -765,13 +784,53 @@ func (j *Journal) commit(batches []Batch, events []Event) error {
 		return err
 	}
 	j.nextSeq = seq
-	j.backlog.Add(bytes)
+	j.backlog.Add(nbytes)
 	j.stats.commits.Add(1)
 	j.stats.batches.Add(committed)
-	j.stats.batchBytes.Add(bytes)
+	j.stats.batchBytes.Add(nbytes)
 	j.stats.duplicates.Add(dups)
 	j.stats.events.Add(int64(len(events)))
 	return nil
+}
+
+// storedCopy looks at the batches journaled under key (and key with any
+// suffix): dup if one of them is data, found if there is any.
+func (j *Journal) storedCopy(key, data []byte, buf *[]byte) (dup, found bool, err error) {
+	upper := append(append([]byte(nil), key...), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
+	it, err := j.db.NewIter(&pebble.IterOptions{LowerBound: key, UpperBound: upper})
+	if err != nil {
+		return false, false, err
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		found = true
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return false, true, err
+		}
+		var sb Batch
+		if err := j.decodeStoredBatch(v, &sb, buf); err != nil {
+			if errors.Is(err, errLogFileGone) {
+				continue // uploaded meanwhile
+			}
+			return false, true, err
+		}
+		if sameBatch(sb.Data, data) {
+			return true, true, nil
+		}
+	}
+	return false, found, it.Error()
+}
+
+// sameBatch reports whether two copies of a record batch are one batch:
+// equal from the magic byte on (the base offset and the partition leader
+// epoch before it are the broker's to set, and lie outside the CRC).
+func sameBatch(a, b []byte) bool {
+	const from = 16
+	if len(a) < from || len(b) < from {
+		return bytes.Equal(a, b)
+	}
+	return bytes.Equal(a[from:], b[from:])
 }
 
 // commitGroup makes the group's records durable in the batch log (one

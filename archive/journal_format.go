@@ -12,7 +12,7 @@ import (
 // in offset order, and events in arrival order. The prefixes, layouts and
 // version bytes below are part of the format.
 //
-//	batch key    'b' | topic | 0x00 | partition uint32 BE | base offset uint64 BE
+//	batch key    'b' | topic | 0x00 | partition uint32 BE | base offset uint64 BE [| suffix uint64 BE]
 //	event key    'e' | sequence uint64 BE
 //	meta key     'm' | name          ("m" "format" → one byte: journalFormat)
 //	                                 ("m" "logpos" → file uint64 BE | offset uint64 BE:
@@ -20,6 +20,9 @@ import (
 //	                                 ("m" "evseq", "m" "upseq": next event and upload numbers)
 //
 // Kafka topic names are [a-zA-Z0-9._-], so 0x00 cannot occur in a topic.
+// The suffix (a unix ns time) tells apart two different batches at one
+// offset: a topic deleted and created again under its name before the
+// first one's batches were uploaded.
 //
 // Format 2 keeps, under a batch key, a pointer to the batch's record in the
 // batch log, whose body holds the key and the batch value below:
@@ -120,7 +123,7 @@ func parseBatchKey(k []byte) (topic string, partition int32, offset int64, err e
 		return "", 0, 0, fmt.Errorf("%w: batch key %x", ErrFormat, k)
 	}
 	i := bytes.IndexByte(k[1:], 0)
-	if i < 0 || len(k) != 1+i+1+12 {
+	if i < 0 || (len(k) != 1+i+1+12 && len(k) != 1+i+1+12+8) {
 		return "", 0, 0, fmt.Errorf("%w: batch key %x", ErrFormat, k)
 	}
 	rest := k[1+i+1:]

@@ -263,3 +263,25 @@ func TestJournalReadsFormat1(t *testing.T) {
 		t.Errorf("backlog %d", j.BacklogBytes())
 	}
 }
+
+// TestJournalKeepsTwoTopicsOfOneName: a topic deleted and created again
+// before its batches were uploaded has other batches at the same offsets.
+// Both are journaled (the second under a suffixed key); a retry of either
+// is still stored once.
+func TestJournalKeepsTwoTopicsOfOneName(t *testing.T) {
+	j := openTestJournal(t, t.TempDir(), nil)
+	defer j.Close()
+	old, recreated := jb("t", 0, 0), jb("t", 0, 0)
+	recreated.Data = []byte("a batch of the topic created again")
+	appendWait(t, j, old, jb("t", 0, 1))
+	appendWait(t, j, recreated)
+	appendWait(t, j, recreated, old) // retries of both
+	s := j.Stats()
+	if s.Batches != 3 || s.Duplicates != 2 {
+		t.Errorf("%d batches, %d duplicates; want 3, 2", s.Batches, s.Duplicates)
+	}
+	got := journaled(t, j)
+	if fmt.Sprint(got) != "[t/0@0=batch t/0@0 t/0@0=a batch of the topic created again t/0@1=batch t/0@1]" {
+		t.Errorf("journal holds %q", got)
+	}
+}

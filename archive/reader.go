@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Archive is an archive in a store, read through its indexes. Opening it
@@ -98,6 +99,7 @@ type batchRef struct {
 	meta  BatchMeta
 	ix    *Index
 	block int
+	entry int // its place in the block: two batches of a block can share a base offset
 }
 
 // partitions groups every indexed batch by partition, each sorted by base
@@ -121,8 +123,8 @@ func (a *Archive) buildPartitions() map[tp][]batchRef {
 				continue
 			}
 			k := tp{blk.Topic, blk.Partition}
-			for _, m := range blk.Batches {
-				out[k] = append(out[k], batchRef{meta: m, ix: ix, block: bi})
+			for ei, m := range blk.Batches {
+				out[k] = append(out[k], batchRef{meta: m, ix: ix, block: bi, entry: ei})
 			}
 		}
 	}
@@ -165,60 +167,25 @@ func (a *Archive) Coverage() []PartitionCoverage {
 // that overlap at one point (usually one), not the partition. The batch is
 // valid only during the call.
 func (a *Archive) ReadPartition(ctx context.Context, topic string, partition int32, fn func(*Batch) error) error {
+	return a.ReadPartitionAckedAfter(ctx, topic, partition, time.Time{}, fn)
+}
+
+// ReadPartitionAckedAfter is ReadPartition over the batches acknowledged
+// after a moment only: a topic deleted and created again under the same
+// name holds two offset ranges that overlap, and a restore of the new one
+// must not take the old one's batches as copies of its own.
+func (a *Archive) ReadPartitionAckedAfter(ctx context.Context, topic string, partition int32, after time.Time, fn func(*Batch) error) error {
 	refs := a.partitions()[tp{topic, partition}]
-	type blockID struct {
-		ix    *Index
-		block int
-	}
-	type wanted struct {
-		offset int64
-		id     blockID
-	}
-	var (
-		end  int64 = -1 << 62
-		walk []wanted
-		left = map[blockID]int{} // wanted batches not yet emitted, per block
-	)
-	for _, r := range refs {
-		if r.meta.BaseOffset+r.meta.Span <= end {
-			continue // a copy of what an earlier batch covers
-		}
-		end = r.meta.BaseOffset + r.meta.Span
-		id := blockID{r.ix, r.block}
-		walk = append(walk, wanted{r.meta.BaseOffset, id})
-		left[id]++
-	}
-	loaded := map[blockID]map[int64]*Batch{}
-	for _, w := range walk {
-		batches, ok := loaded[w.id]
-		if !ok {
-			payload, err := a.readBlock(ctx, w.id.ix, w.id.block)
-			if err != nil {
-				return err
+	if !after.IsZero() {
+		kept := make([]batchRef, 0, len(refs))
+		for _, r := range refs {
+			if r.meta.AckTime.After(after) {
+				kept = append(kept, r)
 			}
-			batches = map[int64]*Batch{}
-			err = forEachBatchEntry(&w.id.ix.Blocks[w.id.block], payload, func(b *Batch) error {
-				c := *b // Data aliases payload, which lives as long as the map
-				batches[b.BaseOffset] = &c
-				return nil
-			})
-			if err != nil {
-				return fmt.Errorf("%s: %w", w.id.ix.Segment, err)
-			}
-			loaded[w.id] = batches
 		}
-		b := batches[w.offset]
-		if b == nil {
-			return fmt.Errorf("%w: %s block %d lacks the batch at offset %d its index lists", ErrCorrupt, w.id.ix.Segment, w.id.block, w.offset)
-		}
-		if err := fn(b); err != nil {
-			return err
-		}
-		if left[w.id]--; left[w.id] == 0 {
-			delete(loaded, w.id)
-		}
+		refs = kept
 	}
-	return nil
+	return a.scanRefs(ctx, refs, -1<<62, fn)
 }
 
 // readBlock fetches one block with a ranged read and decodes it.

@@ -7,10 +7,10 @@ import (
 
 // ScanPartition calls fn with every archived batch of a partition that
 // ends after offset from, in offset order, each once whatever the number
-// of copies (as ReadPartition). Unlike ReadPartition it streams: a block
-// is fetched when its first wanted batch comes up and dropped once its
-// last one has been passed to fn, so memory stays at a few blocks however
-// large the partition. The batch is valid only during the call.
+// of copies (as ReadPartition, which is ScanPartition from the start): a
+// block is fetched when its first wanted batch comes up and dropped once
+// its last one has been passed to fn, so memory stays at a few blocks
+// however large the partition. The batch is valid only during the call.
 func (a *Archive) ScanPartition(ctx context.Context, topic string, partition int32, from int64, fn func(*Batch) error) error {
 	return a.scanRefs(ctx, a.partitions()[tp{topic, partition}], from, fn)
 }
@@ -35,7 +35,7 @@ func (a *Archive) scanRefs(ctx context.Context, refs []batchRef, from int64, fn 
 		chosen = append(chosen, r)
 		remaining[blockID{r.ix, r.block}]++
 	}
-	cache := map[blockID]map[int64]*Batch{}
+	cache := map[blockID][]Batch{} // by entry
 	for _, r := range chosen {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -47,10 +47,9 @@ func (a *Archive) scanRefs(ctx context.Context, refs []batchRef, from int64, fn 
 			if err != nil {
 				return err
 			}
-			batches = map[int64]*Batch{}
+			batches = make([]Batch, 0, len(r.ix.Blocks[r.block].Batches))
 			err = forEachBatchEntry(&r.ix.Blocks[r.block], payload, func(b *Batch) error {
-				c := *b
-				batches[b.BaseOffset] = &c
+				batches = append(batches, *b) // Data aliases payload, which lives as long as the cache entry
 				return nil
 			})
 			if err != nil {
@@ -58,11 +57,10 @@ func (a *Archive) scanRefs(ctx context.Context, refs []batchRef, from int64, fn 
 			}
 			cache[id] = batches
 		}
-		b := batches[r.meta.BaseOffset]
-		if b == nil {
+		if r.entry >= len(batches) || batches[r.entry].BaseOffset != r.meta.BaseOffset {
 			return fmt.Errorf("%w: %s block %d lacks the batch at offset %d its index lists", ErrCorrupt, r.ix.Segment, r.block, r.meta.BaseOffset)
 		}
-		if err := fn(b); err != nil {
+		if err := fn(&batches[r.entry]); err != nil {
 			return err
 		}
 		if remaining[id]--; remaining[id] == 0 {

@@ -19,6 +19,10 @@ type history struct {
 	configT map[string][]time.Time
 	grown   map[string]int32 // CreatePartitions: largest count
 	commits []commitEvent
+	// deleted lists, per topic, when it was deleted through a proxy, in
+	// order: a topic created again under the name is another topic whose
+	// offsets overlap the old one's.
+	deleted map[string][]time.Time
 }
 
 type pidEpoch struct {
@@ -44,6 +48,7 @@ func loadHistory(ctx context.Context, a *archive.Archive) (*history, error) {
 		configs: map[string][]archive.ConfigsAlteredEvent{},
 		configT: map[string][]time.Time{},
 		grown:   map[string]int32{},
+		deleted: map[string][]time.Time{},
 	}
 	err := a.Events(ctx, func(_ string, ev *archive.Event) error {
 		switch ev.Kind {
@@ -65,6 +70,11 @@ func loadHistory(ctx context.Context, a *archive.Archive) (*history, error) {
 			if json.Unmarshal(ev.Body, &e) == nil && e.ResourceType == "topic" {
 				h.configs[e.ResourceName] = append(h.configs[e.ResourceName], e)
 				h.configT[e.ResourceName] = append(h.configT[e.ResourceName], ev.Time)
+			}
+		case archive.KindDeleteTopics:
+			var e archive.TopicDeletedEvent
+			if json.Unmarshal(ev.Body, &e) == nil && e.Topic != "" {
+				h.deleted[e.Topic] = append(h.deleted[e.Topic], ev.Time)
 			}
 		case archive.KindCreatePartitions:
 			var e archive.PartitionsCreatedEvent
@@ -145,6 +155,9 @@ func (h *history) groupOffsets(group string, until time.Time) map[string]map[int
 		if c.ev.Group != group || (!until.IsZero() && c.at.After(until)) {
 			continue
 		}
+		if born := h.incarnation(c.ev.Topic, until); !born.IsZero() && !c.at.After(born) {
+			continue // a position in the deleted topic of that name
+		}
 		if c.txn {
 			end, ok := h.txnOutcome(c.ev.ProducerID, c.ev.ProducerEpoch, c.at)
 			if !ok || !end.commit || (!until.IsZero() && end.at.After(until)) {
@@ -157,4 +170,31 @@ func (h *history) groupOffsets(group string, until time.Time) map[string]map[int
 		out[c.ev.Topic][c.ev.Partition] = c.ev.Offset
 	}
 	return out
+}
+
+// incarnation is when the topic restored up to until began: its last
+// deletion at or before until (the topic then is the one created after
+// it), or zero if it was never deleted before until.
+func (h *history) incarnation(topic string, until time.Time) time.Time {
+	var born time.Time
+	for _, d := range h.deleted[topic] {
+		if until.IsZero() || !d.After(until) {
+			born = d
+		}
+	}
+	return born
+}
+
+// deletedAfter is the first deletion of topic after until (zero if none,
+// or until is zero): the restore then takes the topic as it was before.
+func (h *history) deletedAfter(topic string, until time.Time) time.Time {
+	if until.IsZero() {
+		return time.Time{}
+	}
+	for _, d := range h.deleted[topic] {
+		if d.After(until) {
+			return d
+		}
+	}
+	return time.Time{}
 }

@@ -37,6 +37,9 @@ type TopicReport struct {
 	LogAppendTime bool              `json:"log_append_time"`
 	Configs       map[string]string `json:"configs,omitempty"`
 	Partitions    []PartitionReport `json:"partitions"`
+	// Notes say what an operator should know, e.g. that the topic was
+	// deleted and created again, and which of the two was restored.
+	Notes []string `json:"notes,omitempty"`
 }
 
 // PartitionReport is one restored partition.
@@ -210,7 +213,15 @@ func planTopics(o *Options, hist *history) ([]*topicJob, error) {
 			if o.Partition >= 0 && o.UntilOffset >= 0 {
 				ps = []int32{o.Partition}
 			}
-			jobs = append(jobs, &topicJob{rep: &TopicReport{Source: src, Target: dst}, parts: ps})
+			rep := &TopicReport{Source: src, Target: dst}
+			if born := hist.incarnation(src, o.Until); !born.IsZero() {
+				rep.Notes = append(rep.Notes, fmt.Sprintf("%s was deleted at %s and created again: restoring the topic archived after that (--until before it restores the deleted one)",
+					src, born.UTC().Format(time.RFC3339Nano)))
+			}
+			if gone := hist.deletedAfter(src, o.Until); !gone.IsZero() {
+				rep.Notes = append(rep.Notes, fmt.Sprintf("restoring %s as it was before its deletion at %s", src, gone.UTC().Format(time.RFC3339Nano)))
+			}
+			jobs = append(jobs, &topicJob{rep: rep, parts: ps})
 			break
 		}
 	}
@@ -315,7 +326,7 @@ func restorePartition(ctx context.Context, o *Options, hist *history, t *target,
 	}
 	sel := newSelector(o, hist, p, func(st *step) error { return w.add(ctx, st) })
 	var high int64
-	err = o.Archive.ReadPartition(ctx, src, p, func(b *archive.Batch) error {
+	err = o.Archive.ReadPartitionAckedAfter(ctx, src, p, hist.incarnation(src, o.Until), func(b *archive.Batch) error {
 		high = max(high, b.BaseOffset)
 		return sel.push(b)
 	})
