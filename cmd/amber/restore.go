@@ -207,6 +207,9 @@ func printRestoreReport(w io.Writer, rep *restore.Report) {
 		if t.Created {
 			fmt.Fprintf(w, "topic %s: created with %d archived configs\n", t.Target, len(t.Configs))
 		}
+		for _, n := range t.Notes {
+			fmt.Fprintf(w, "note: %s\n", n)
+		}
 		if t.LogAppendTime {
 			fmt.Fprintf(w, "topic %s used LogAppendTime: the archived append times are the restored records' timestamps\n", t.Source)
 		}
