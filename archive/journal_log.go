@@ -49,6 +49,11 @@ const (
 	logRecordHeader = 1 + 4 + 4
 	logFileSize     = 64 << 20
 	logDir          = "batches"
+	// logChunk bounds the group commit's buffer: a larger group (async
+	// mode at full speed gathers tens of MB) is written in chunks of
+	// about this size and synced once, instead of copied into one
+	// buffer that grows by doubling.
+	logChunk = 4 << 20
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -83,8 +88,9 @@ type batchLog struct {
 	mu     sync.Mutex
 	files  map[uint64]*logFile
 	active *logFile // nil when read-only
-	size   int64    // of the active file
+	size   int64    // of the active file, including chunks of the group being built
 	buf    []byte   // the group commit being built (writer goroutine only)
+	err    error    // a chunk's write failed: the group fails
 }
 
 func logFileName(num uint64) string { return fmt.Sprintf("%016d.log", num) }
@@ -180,6 +186,9 @@ func syncDir(fs vfs.FS, dir string) error {
 // add appends a record for batch b under key to the group commit being
 // built and returns where it will be.
 func (l *batchLog) add(key []byte, valHeader []byte, data []byte) batchPtr {
+	if n := logRecordHeader + binary.MaxVarintLen64 + len(key) + len(valHeader) + len(data); len(l.buf) > 0 && len(l.buf)+n > logChunk {
+		l.writeChunk()
+	}
 	start := len(l.buf)
 	l.buf = append(l.buf, logRecordMagic, 0, 0, 0, 0, 0, 0, 0, 0)
 	l.buf = binary.AppendUvarint(l.buf, uint64(len(key)))
@@ -201,28 +210,43 @@ func (l *batchLog) needRotate() bool { return l.size >= logFileSize }
 // the active file's new end (logpos). On an error the caller fails the
 // journal: what reached the file is unknown.
 func (l *batchLog) writeGroup() (file uint64, end int64, err error) {
-	if len(l.buf) == 0 {
-		return l.active.num, l.size, nil
-	}
-	if _, err := l.active.f.Write(l.buf); err != nil {
-		return 0, 0, fmt.Errorf("write batch log: %w", err)
+	l.writeChunk()
+	if err := l.err; err != nil {
+		l.err = nil
+		return 0, 0, err
 	}
 	if err := l.active.f.SyncData(); err != nil {
 		return 0, 0, fmt.Errorf("sync batch log: %w", err)
 	}
 	l.mu.Lock()
-	l.size += int64(len(l.buf))
 	end = l.size
 	l.mu.Unlock()
-	l.buf = l.buf[:0]
-	if cap(l.buf) > 16<<20 {
-		l.buf = nil // one huge commit need not pin its buffer
-	}
 	return l.active.num, end, nil
 }
 
-// discardGroup forgets a group commit that will not be written.
-func (l *batchLog) discardGroup() { l.buf = l.buf[:0] }
+// writeChunk writes what the group has built so far (without a sync).
+func (l *batchLog) writeChunk() {
+	if len(l.buf) == 0 || l.err != nil {
+		l.buf = l.buf[:0]
+		return
+	}
+	if _, err := l.active.f.Write(l.buf); err != nil {
+		l.err = fmt.Errorf("write batch log: %w", err)
+	}
+	l.mu.Lock()
+	l.size += int64(len(l.buf))
+	l.mu.Unlock()
+	l.buf = l.buf[:0]
+	if cap(l.buf) > 2*logChunk {
+		l.buf = nil // one batch larger than a chunk need not pin its buffer
+	}
+}
+
+// discardGroup forgets what a group commit has built and not written.
+// Chunks already written stay in the file without pointers; a recovery
+// scan may point at them later, which only keeps batches the brokers did
+// accept.
+func (l *batchLog) discardGroup() { l.buf = l.buf[:0]; l.err = nil }
 
 // addLive counts pointers into file num (negative: released). A file other
 // than the active one that no pointer uses any more is removed.

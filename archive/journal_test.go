@@ -285,3 +285,42 @@ func TestJournalKeepsTwoTopicsOfOneName(t *testing.T) {
 		t.Errorf("journal holds %q", got)
 	}
 }
+
+// TestJournalLargeGroupInChunks: a group commit larger than logChunk (an
+// async proxy at full speed gathers tens of MB) is written in chunks and
+// reads back whole, in a reopened journal too.
+func TestJournalLargeGroupInChunks(t *testing.T) {
+	dir := t.TempDir()
+	j := openTestJournal(t, dir, nil)
+	var group []Batch
+	want := map[int64][]byte{}
+	for i := range 60 {
+		b := jb("big", int32(i%3), int64(i))
+		b.Data = bytes.Repeat([]byte{byte(i)}, 300<<10)
+		group = append(group, b)
+		want[b.BaseOffset] = b.Data
+	}
+	appendWait(t, j, group...)
+	check := func(j *Journal, when string) {
+		n := 0
+		if err := j.Batches(func(b *Batch) error {
+			n++
+			if !bytes.Equal(b.Data, want[b.BaseOffset]) {
+				t.Errorf("%s: batch %d differs", when, b.BaseOffset)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if n != len(want) {
+			t.Errorf("%s: %d batches, want %d", when, n, len(want))
+		}
+	}
+	check(j, "after the commit")
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	j = openTestJournal(t, dir, nil)
+	defer j.Close()
+	check(j, "reopened")
+}
