@@ -19,7 +19,10 @@ import (
 const (
 	DefaultFlushInterval = 10 * time.Second
 	DefaultFlushBytes    = 32 << 20
-	DefaultMaxBackoff    = time.Minute
+	// DefaultUploaderMaxInFlight is how many segments an Uploader builds
+	// ahead and PUTs at once.
+	DefaultUploaderMaxInFlight = 2
+	DefaultMaxBackoff          = time.Minute
 	// DefaultAttemptTimeout bounds one upload attempt.
 	DefaultAttemptTimeout = 2 * time.Minute
 )
@@ -36,6 +39,10 @@ type UploaderOptions struct {
 	// FlushBytes: upload as soon as this much waits; also the target
 	// segment size. Default DefaultFlushBytes (32 MiB).
 	FlushBytes int
+	// MaxInFlight bounds the segments built and not yet recorded: PUT
+	// at once, or built while others are PUT. Each holds a buffer of
+	// about FlushBytes. Default DefaultUploaderMaxInFlight (2).
+	MaxInFlight int
 	// MaxBackoff caps the wait between retries while the store fails.
 	// Default DefaultMaxBackoff (1 min).
 	MaxBackoff time.Duration
@@ -79,8 +86,13 @@ type Uploader struct {
 	// bufs are segment buffers (*segBuf), reused across uploads.
 	bufs sync.Pool
 	// flushMu makes Flushes take turns: each builds ahead under the
-	// next upload number.
+	// next upload numbers. Under it: proven, an upload of this Uploader
+	// has been recorded (see flushRun.limit); queue and cur, what a
+	// failed flush built and where it got to, for the next one.
 	flushMu sync.Mutex
+	proven  bool
+	queue   []inflight
+	cur     fillCursor
 	// ratio is the float64 bits of the last uploaded segment's size over
 	// its batches' journaled bytes (0: none yet); see dueBytes.
 	ratio atomic.Uint64
@@ -99,6 +111,9 @@ func NewUploader(opts UploaderOptions) (*Uploader, error) {
 	}
 	if opts.FlushBytes == 0 {
 		opts.FlushBytes = DefaultFlushBytes
+	}
+	if opts.MaxInFlight == 0 {
+		opts.MaxInFlight = DefaultUploaderMaxInFlight
 	}
 	if opts.MaxBackoff == 0 {
 		opts.MaxBackoff = DefaultMaxBackoff
@@ -121,6 +136,9 @@ func NewUploader(opts UploaderOptions) (*Uploader, error) {
 	}
 	if opts.FlushInterval < 0 || opts.FlushBytes < 1<<10 || opts.MaxBackoff <= 0 {
 		errs = append(errs, fmt.Errorf("uploader: flush interval %s, flush bytes %d, max backoff %s: want positive values (flush bytes at least 1 KiB)", opts.FlushInterval, opts.FlushBytes, opts.MaxBackoff))
+	}
+	if opts.MaxInFlight < 1 {
+		errs = append(errs, fmt.Errorf("uploader: max in flight %d: want at least 1", opts.MaxInFlight))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -223,29 +241,33 @@ func (u *Uploader) pending() bool {
 //
 // Building a segment (reading the journal, compressing, encrypting,
 // hashing) takes CPU and PUTting one takes the network and the store, so
-// Flush does both at once: while segment n and its index are PUT and
-// recorded, segment n+1 is built, under the next upload number. Nothing
-// else changes: the journal forgets a segment's entries only once the
-// store has confirmed the segment and its index, in the same synced batch
-// that records the next upload number; if a PUT fails, the segment built
-// meanwhile is dropped (its entries stay journaled) and the flush ends
-// with the error; if an upload number turns out to be taken, the segments
-// are built again under the next one.
+// Flush does both at once: up to MaxInFlight segments are built ahead,
+// under consecutive upload numbers, and PUT (each segment, then its index)
+// at the same time, and uploads are recorded in the journal in number
+// order. Nothing else changes: the journal forgets a segment's entries
+// only once the store has confirmed the segment and its index, in the
+// synced batch that records the next upload number. If a PUT fails, the
+// flush ends with the error and keeps what it built: the next flush PUTs
+// the same bytes again under the same numbers, so an upload that went
+// through after one that failed is recorded, not repeated. If an upload
+// number is taken by an earlier run's object, the uploads after it that
+// went through are recorded, and the taken one's entries are built again
+// under the next free number, one segment at a time from then on.
 func (u *Uploader) Flush(ctx context.Context) error {
 	u.flushMu.Lock()
 	defer u.flushMu.Unlock()
-	var (
-		cur  fillCursor
-		next *built // built, not yet uploaded
-	)
-	defer func() {
-		if next != nil {
-			u.bufs.Put(next.buf)
-		}
-	}()
+	f := &flushRun{u: u, ctx: ctx, queue: u.queue, cur: u.cur, resumed: len(u.queue) > 0}
+	u.queue, u.cur = nil, fillCursor{}
+	if !f.resumed {
+		f.cur = fillCursor{}
+	}
 	for {
-		done, err := u.step(ctx, &cur, &next)
+		done, err := f.step()
 		if err != nil {
+			if errors.Is(err, ErrClosed) || u.opts.Journal.failed.Load() != nil {
+				f.abandon()
+			}
+			u.queue, u.cur = f.queue, f.cur // tried again by the next flush
 			u.stats.failures.Add(1)
 			u.stats.consec.Add(1)
 			u.stats.mu.Lock()
@@ -272,20 +294,52 @@ type built struct {
 	from       fillCursor // where its fill began
 }
 
-// step uploads one segment, *next if it was built under the journal's
-// current upload number, while it builds the following one into *next.
-// It reports done when the journal had nothing more to upload.
-func (u *Uploader) step(ctx context.Context, cur *fillCursor, next **built) (done bool, err error) {
-	j := u.opts.Journal
+// flushRun is one Flush: what it has built and is uploading.
+type flushRun struct {
+	u   *Uploader
+	ctx context.Context
+	// cur is where the next build takes from the journal.
+	cur fillCursor
+	// queue is the segments built and not yet recorded, in upload
+	// number order.
+	queue []inflight
+	// exhausted: the journal had nothing more when last asked.
+	exhausted bool
+	// oneByOne: an upload number was taken; PUT one segment at a time.
+	oneByOne bool
+	// resumed: the run took over what a failed one built, and cur with
+	// it; once that is recorded and the journal drained from cur, it
+	// goes through the journal again from the start for what was
+	// committed behind cur.
+	resumed bool
+}
+
+type inflight struct {
+	b   *built
+	res chan putResult // its PUTs' outcome; nil until they start
+}
+
+// limit is how many segments may be PUT at once. The first upload of an
+// Uploader goes alone: if the process crashed with uploads unrecorded,
+// their numbers are taken, and so would be the numbers after.
+func (f *flushRun) limit() int {
+	if f.oneByOne || !f.u.proven {
+		return 1
+	}
+	return f.u.opts.MaxInFlight
+}
+
+// step builds a segment, if fewer than max(limit, 2) are queued and the
+// journal has more, and starts PUTs up to the limit; once the queue is
+// full (or the journal drained) it waits for the oldest upload and
+// records it. It reports done once everything built is recorded and the
+// journal had no more.
+func (f *flushRun) step() (done bool, err error) {
+	u, j := f.u, f.u.opts.Journal
 	if !j.lockUploads() {
 		return false, *j.failed.Load()
 	}
-	unlock := true
-	defer func() {
-		if unlock {
-			j.unlockUploads()
-		}
-	}()
+	defer j.unlockUploads()
 	if j.closedForUpload {
 		return false, ErrClosed
 	}
@@ -295,58 +349,142 @@ func (u *Uploader) step(ctx context.Context, cur *fillCursor, next **built) (don
 		// holds is uploaded after the restart.
 		return false, *errp
 	}
+	if err := f.ctx.Err(); err != nil {
+		return false, err
+	}
 	seq, err := j.uploadSeq()
 	if err != nil {
 		return false, err
 	}
-	b := *next
-	*next = nil
-	if b != nil && b.seq != seq {
-		// Another flush recorded uploads since b was built: build
-		// again from the journal as it is.
-		u.bufs.Put(b.buf)
-		b, *cur = nil, fillCursor{}
+	if len(f.queue) > 0 && f.queue[0].b.seq != seq {
+		// Uploads were recorded by another uploader of this journal
+		// since these were built: build again from the journal as it is.
+		f.abandon()
+		f.cur = fillCursor{}
 	}
-	if b == nil {
-		if b, err = u.build(seq, cur); err != nil || b == nil {
-			return b == nil && err == nil, err
+	if !f.exhausted && len(f.queue) < max(f.limit(), 2) {
+		// Build the next segment (a second one even when PUTs go one
+		// at a time, so that building overlaps the PUT before it).
+		if len(f.queue) > 0 {
+			seq = f.queue[len(f.queue)-1].b.seq + 1
 		}
+		b, err := u.build(seq, &f.cur)
+		if err != nil {
+			return false, err
+		}
+		if b == nil {
+			f.exhausted = true
+		} else {
+			f.queue = append(f.queue, inflight{b: b})
+			f.startUploads()
+			if len(f.queue) < max(f.limit(), 2) {
+				return false, nil
+			}
+		}
+	}
+	if len(f.queue) == 0 {
+		if f.exhausted && f.resumed {
+			f.cur, f.exhausted, f.resumed = fillCursor{}, false, false
+			return false, nil
+		}
+		return f.exhausted, nil
 	}
 
-	// PUT b and record it while the next segment is built.
-	res := make(chan putResult, 1)
-	go func() { res <- u.upload(ctx, b) }()
-	nb, berr := u.build(seq+1, cur)
-	var r putResult
-	select {
-	case r = <-res:
-	case <-j.failedC:
-		// The recording goroutine may be parked by the failure for
-		// good, holding uploadSem with it.
-		unlock = false
-		return false, *j.failed.Load()
+	// Wait for the oldest upload and record it.
+	f.startUploads()
+	r := <-f.queue[0].res
+	if r.err != nil {
+		f.queue[0].res = nil // PUT again by the next flush
+		return false, r.err
 	}
-	u.bufs.Put(b.buf)
-	if r.err != nil || r.taken {
-		if nb != nil {
-			u.bufs.Put(nb.buf)
-		}
-		if r.err != nil {
-			return false, r.err
-		}
+	in := f.queue[0]
+	f.queue = f.queue[1:]
+	if r.taken {
 		// An earlier run left an object under this number (it crashed
 		// before recording the upload). Leave it: with its index it is
 		// a copy readers recognise; without, it is not part of the
-		// archive. Build again under the next number.
-		u.log.Warn("upload number already used by an earlier run; taking the next", zap.Uint64("seq", seq))
-		*cur = b.from
-		return false, j.skipSeq(seq + 1)
+		// archive.
+		u.log.Warn("upload number already used by an earlier run; taking the next", zap.Uint64("seq", in.b.seq))
+		u.bufs.Put(in.b.buf)
+		return false, f.afterTaken(in.b)
 	}
-	if berr != nil {
-		return false, berr
+	if err := f.record(in.b); err != nil {
+		return false, err
 	}
-	*next = nb
+	f.startUploads()
 	return false, nil
+}
+
+// afterTaken goes on after the upload of t found its number taken: the
+// uploads queued after it that went through are recorded as they are
+// (their numbers follow t's; nothing is uploaded twice), the rest are
+// dropped, and t's entries, with those of whatever was dropped, are
+// built again from where t's fill began, under the next free number.
+func (f *flushRun) afterTaken(t *built) error {
+	next := t.seq + 1
+	for len(f.queue) > 0 && f.queue[0].res != nil {
+		in := f.queue[0]
+		f.queue = f.queue[1:]
+		if r := <-in.res; r.err != nil || r.taken {
+			f.u.bufs.Put(in.b.buf)
+			break
+		}
+		if err := f.record(in.b); err != nil {
+			f.abandon()
+			return err
+		}
+		next++
+	}
+	f.abandon()
+	f.cur, f.exhausted, f.oneByOne = t.from, false, true
+	return f.u.opts.Journal.skipSeq(next)
+}
+
+// record deletes b's entries from the journal, which the store now holds,
+// with the next upload number, and counts the upload.
+func (f *flushRun) record(b *built) error {
+	u := f.u
+	defer u.bufs.Put(b.buf)
+	if err := u.opts.Journal.markUploaded(b.keys, b.batchBytes, b.seq+1); err != nil {
+		return fmt.Errorf("record upload %d in the journal: %w", b.seq, err)
+	}
+	u.proven = true
+	u.stats.segments.Add(1)
+	u.stats.objects.Add(2)
+	u.stats.bytes.Add(int64(len(b.seg) + len(b.idx)))
+	u.stats.batchBytes.Add(b.batchBytes)
+	if b.batchBytes > 0 {
+		u.ratio.Store(math.Float64bits(float64(len(b.seg)) / float64(b.batchBytes)))
+	}
+	u.stats.lastUpload.Store(time.Now().UnixNano())
+	u.stats.consec.Store(0)
+	u.log.Debug("uploaded segment", zap.Uint64("seq", b.seq), zap.Int("entries", len(b.keys)), zap.Int("bytes", len(b.seg)))
+	return nil
+}
+
+// startUploads starts the PUTs of the first limit() segments queued that
+// are not running.
+func (f *flushRun) startUploads() {
+	for i := 0; i < len(f.queue) && i < f.limit(); i++ {
+		if in := &f.queue[i]; in.res == nil {
+			in.res = make(chan putResult, 1)
+			b, res, ctx := in.b, in.res, f.ctx
+			go func() { res <- f.u.upload(ctx, b) }()
+		}
+	}
+}
+
+// abandon drops what is queued: it waits for the uploads running (their
+// goroutines talk only to the store) and records none of them. Their
+// entries stay journaled.
+func (f *flushRun) abandon() {
+	for _, in := range f.queue {
+		if in.res != nil {
+			<-in.res
+		}
+		f.u.bufs.Put(in.b.buf)
+	}
+	f.queue = nil
 }
 
 // build fills a segment numbered seq from the journal, from cur on, and
@@ -377,8 +515,8 @@ type putResult struct {
 	err   error
 }
 
-// upload PUTs b's segment, then its index, then records the upload in the
-// journal: its entries deleted, the next upload number b.seq+1.
+// upload PUTs b's segment, then its index. It talks only to the store:
+// Flush records the upload in the journal.
 func (u *Uploader) upload(ctx context.Context, b *built) putResult {
 	segKey, idxKey := SegmentKey(u.opts.WriterID, b.seq), IndexKey(u.opts.WriterID, b.seq)
 	taken, err := putNewReader(ctx, u.opts.Store, segKey, b.seg, &HashedReader{Reader: bytes.NewReader(b.seg), SHA256: b.sha256})
@@ -398,19 +536,6 @@ func (u *Uploader) upload(ctx context.Context, b *built) putResult {
 			return putResult{err: fmt.Errorf("index %s exists with other content although its segment matched: is another proxy using writer id %s?", idxKey, u.opts.WriterID)}
 		}
 	}
-	if err := u.opts.Journal.markUploaded(b.keys, b.batchBytes, b.seq+1); err != nil {
-		return putResult{err: fmt.Errorf("record upload %d in the journal: %w", b.seq, err)}
-	}
-	u.stats.segments.Add(1)
-	u.stats.objects.Add(2)
-	u.stats.bytes.Add(int64(len(b.seg) + len(b.idx)))
-	u.stats.batchBytes.Add(b.batchBytes)
-	if b.batchBytes > 0 {
-		u.ratio.Store(math.Float64bits(float64(len(b.seg)) / float64(b.batchBytes)))
-	}
-	u.stats.lastUpload.Store(time.Now().UnixNano())
-	u.stats.consec.Store(0)
-	u.log.Debug("uploaded segment", zap.Uint64("seq", b.seq), zap.Int("entries", len(b.keys)), zap.Int("bytes", len(b.seg)))
 	return putResult{}
 }
 

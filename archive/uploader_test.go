@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -649,21 +650,56 @@ func TestUploadIndexAnswerLost(t *testing.T) {
 	}
 }
 
-// failNth fails the PUT of the n-th segment (0-based) once, and can take
-// an upload number in advance (an earlier run's segment).
-type failNth struct {
+// failSeg fails the first PUT of one segment key, and counts the PUTs of
+// each key.
+type failSeg struct {
 	archive.Store
-	n, segs int
+	key  string
+	mu   sync.Mutex
+	puts map[string]int
 }
 
-func (s *failNth) Put(ctx context.Context, key string, r io.Reader, size int64) error {
-	if strings.HasSuffix(key, ".seg") {
-		s.segs++
-		if s.segs-1 == s.n {
-			return errors.New("503 Slow Down")
-		}
+func (s *failSeg) Put(ctx context.Context, key string, r io.Reader, size int64) error {
+	s.mu.Lock()
+	if s.puts == nil {
+		s.puts = map[string]int{}
+	}
+	s.puts[key]++
+	n := s.puts[key]
+	s.mu.Unlock()
+	if key == s.key && n == 1 {
+		return errors.New("503 Slow Down")
 	}
 	return s.Store.Put(ctx, key, r, size)
+}
+
+// archivedOnce checks that every batch of the archive in s is in exactly
+// one upload, that there are want of them, and returns the upload
+// numbers in order.
+func archivedOnce(t *testing.T, s archive.Store, want int) []uint64 {
+	t.Helper()
+	a, err := archive.OpenArchive(ctx(t), s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seqs []uint64
+	seen := map[string]bool{}
+	for _, ix := range a.Indexes() {
+		seqs = append(seqs, ix.Seq)
+		for _, blk := range ix.Blocks {
+			for _, m := range blk.Batches {
+				k := fmt.Sprintf("%s/%d@%d", blk.Topic, blk.Partition, m.BaseOffset)
+				if seen[k] {
+					t.Errorf("batch %s archived twice", k)
+				}
+				seen[k] = true
+			}
+		}
+	}
+	if len(seen) != want {
+		t.Errorf("%d batches archived, want %d", len(seen), want)
+	}
+	return seqs
 }
 
 // TestPipelinedFlushFailsCleanly: a flush builds the next segment while
@@ -692,7 +728,7 @@ func TestPipelinedFlushFailsCleanly(t *testing.T) {
 	if err := mem.Put(ctx(t), archive.SegmentKey(writerA, 3), strings.NewReader("AMBRSEG1 other"), 14); err != nil {
 		t.Fatal(err)
 	}
-	s := &failNth{Store: mem, n: 2}
+	s := &failSeg{Store: mem, key: archive.SegmentKey(writerA, 2)}
 	u := newUploader(t, j, s, writerA, nil)
 	if err := u.Flush(ctx(t)); err == nil {
 		t.Fatal("flush with a failing PUT succeeded")
@@ -706,27 +742,7 @@ func TestPipelinedFlushFailsCleanly(t *testing.T) {
 	if n := j.BacklogBytes(); n != 0 {
 		t.Errorf("backlog %d after the second flush", n)
 	}
-	a, err := archive.OpenArchive(ctx(t), mem, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var seqs []uint64
-	seen := map[string]bool{}
-	for _, ix := range a.Indexes() {
-		seqs = append(seqs, ix.Seq)
-		for _, blk := range ix.Blocks {
-			for _, m := range blk.Batches {
-				k := fmt.Sprintf("%d@%d", blk.Partition, m.BaseOffset)
-				if seen[k] {
-					t.Errorf("batch %s archived twice", k)
-				}
-				seen[k] = true
-			}
-		}
-	}
-	if len(seen) != len(batches) {
-		t.Errorf("%d batches archived, want %d", len(seen), len(batches))
-	}
+	seqs := archivedOnce(t, mem, len(batches))
 	for i, q := range seqs {
 		want := uint64(i)
 		if i >= 3 {
@@ -734,6 +750,60 @@ func TestPipelinedFlushFailsCleanly(t *testing.T) {
 		}
 		if q != want {
 			t.Fatalf("upload numbers %v: want 0, 1, 2, 4, 5, …", seqs)
+		}
+	}
+}
+
+// TestFailedUploadRetriedAsBuilt: with segments PUT at once, one fails
+// while the one after it goes through. The next flush PUTs the failed one
+// again, byte for byte under its number, and records both, although the
+// journal got batches in between that come first in its order: nothing
+// is PUT twice or archived twice, and the upload numbers have no gap.
+func TestFailedUploadRetriedAsBuilt(t *testing.T) {
+	j, err := archive.OpenJournal(archive.JournalOptions{Dir: filepath.Join(t.TempDir(), "j")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	add := func(topic string, n int) {
+		var bs []archive.Batch
+		for o := int64(0); o < int64(n); o++ {
+			bs = append(bs, archive.Batch{Topic: topic, Partition: 0, BaseOffset: o, AckTime: time.Now(), LogAppendTime: -1,
+				Data: recordBatch(fmt.Sprintf("%s-%d-%s", topic, o, strings.Repeat("v", 1000)))})
+		}
+		if _, err := j.Append(bs, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := j.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add("m", 600)
+	mem := memstore.New()
+	s := &failSeg{Store: mem, key: archive.SegmentKey(writerA, 2)}
+	u, err := archive.NewUploader(archive.UploaderOptions{Journal: j, Store: s, WriterID: writerA, FlushBytes: 64 << 10, MaxInFlight: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Flush(ctx(t)); err == nil {
+		t.Fatal("flush with a failing PUT succeeded")
+	}
+	add("a", 100) // sorts before everything built so far
+	if err := u.Flush(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if n := j.BacklogBytes(); n != 0 {
+		t.Errorf("backlog %d after the second flush", n)
+	}
+	seqs := archivedOnce(t, mem, 700)
+	for i, q := range seqs {
+		if q != uint64(i) {
+			t.Fatalf("upload numbers %v, want 0, 1, 2, …", seqs)
+		}
+	}
+	for k, n := range s.puts {
+		if want := map[bool]int{true: 2, false: 1}[k == s.key]; n != want {
+			t.Errorf("%s PUT %d times, want %d", k, n, want)
 		}
 	}
 }
