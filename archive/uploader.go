@@ -316,7 +316,8 @@ type flushRun struct {
 
 type inflight struct {
 	b   *built
-	res chan putResult // its PUTs' outcome; nil until they start
+	res chan putResult  // its PUTs' outcome; nil until they start
+	ctx context.Context // of the flush that started them
 }
 
 // limit is how many segments may be PUT at once. The first upload of an
@@ -391,8 +392,16 @@ func (f *flushRun) step() (done bool, err error) {
 	}
 
 	// Wait for the oldest upload and record it.
-	f.startUploads()
-	r := <-f.queue[0].res
+	var r putResult
+	for {
+		f.startUploads()
+		if r = <-f.queue[0].res; r.err == nil || f.queue[0].ctx == f.ctx {
+			break
+		}
+		// Its PUTs were started by an earlier flush, which gave up:
+		// their failure (that flush's deadline, say) is not this one's.
+		f.queue[0].res = nil
+	}
 	if r.err != nil {
 		f.queue[0].res = nil // PUT again by the next flush
 		return false, r.err
@@ -467,7 +476,7 @@ func (f *flushRun) record(b *built) error {
 func (f *flushRun) startUploads() {
 	for i := 0; i < len(f.queue) && i < f.limit(); i++ {
 		if in := &f.queue[i]; in.res == nil {
-			in.res = make(chan putResult, 1)
+			in.res, in.ctx = make(chan putResult, 1), f.ctx
 			b, res, ctx := in.b, in.res, f.ctx
 			go func() { res <- f.u.upload(ctx, b) }()
 		}

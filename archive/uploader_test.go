@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -806,4 +807,65 @@ func TestFailedUploadRetriedAsBuilt(t *testing.T) {
 			t.Errorf("%s PUT %d times, want %d", k, n, want)
 		}
 	}
+}
+
+// stallStore makes PUTs hang until their context ends while stalled.
+type stallStore struct {
+	archive.Store
+	stalled atomic.Bool
+}
+
+func (s *stallStore) Put(ctx context.Context, key string, r io.Reader, size int64) error {
+	if s.stalled.Load() {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return s.Store.Put(ctx, key, r, size)
+}
+
+// TestFlushAfterAStalledOne: a flush whose deadline passes while the
+// store hangs leaves PUTs that failed with that deadline; the next flush,
+// with a store that answers again, PUTs them again and succeeds, rather
+// than returning the old flush's failure.
+func TestFlushAfterAStalledOne(t *testing.T) {
+	j, err := archive.OpenJournal(archive.JournalOptions{Dir: filepath.Join(t.TempDir(), "j")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	var n int64
+	add := func(count int) {
+		var bs []archive.Batch
+		for i := 0; i < count; i++ {
+			bs = append(bs, archive.Batch{Topic: "s", Partition: 0, BaseOffset: n, AckTime: time.Now(), LogAppendTime: -1,
+				Data: recordBatch(fmt.Sprintf("%d-%s", n, strings.Repeat("v", 1000)))})
+			n++
+		}
+		j.Append(bs, nil)
+		if err := j.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mem := memstore.New()
+	s := &stallStore{Store: mem}
+	u := newUploader(t, j, s, writerA, nil)
+	add(10)
+	if err := u.Flush(ctx(t)); err != nil { // one upload recorded: PUTs go two at a time from now on
+		t.Fatal(err)
+	}
+	add(300)
+	s.stalled.Store(true)
+	short, cancel := context.WithTimeout(ctx(t), 100*time.Millisecond)
+	defer cancel()
+	if err := u.Flush(short); err == nil {
+		t.Fatal("flush to a hanging store succeeded")
+	}
+	s.stalled.Store(false)
+	if err := u.Flush(ctx(t)); err != nil {
+		t.Fatalf("flush once the store answers: %v", err)
+	}
+	if b := j.BacklogBytes(); b != 0 {
+		t.Errorf("backlog %d", b)
+	}
+	archivedOnce(t, mem, 310)
 }
