@@ -1,12 +1,9 @@
 package archive
 
 import (
-	"encoding/binary"
 	"errors"
 	"sort"
 	"time"
-
-	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/amber-kafka/amber/protocol"
 )
@@ -169,28 +166,5 @@ func (j *Journal) Batches(fn func(*Batch) error) error {
 
 // Events calls fn with every journaled event in order.
 func (j *Journal) Events(fn func(*Event) error) error {
-	it, err := j.reader().NewIter(&pebble.IterOptions{LowerBound: []byte{prefixEvent}, UpperBound: []byte{prefixEvent + 1}})
-	if err != nil {
-		return err
-	}
-	defer it.Close()
-	for it.First(); it.Valid(); it.Next() {
-		var e Event
-		k := it.Key()
-		if len(k) != 9 {
-			return ErrFormat
-		}
-		e.Seq = binary.BigEndian.Uint64(k[1:])
-		v, err := it.ValueAndErr()
-		if err != nil {
-			return err
-		}
-		if err := decodeEventValue(v, &e); err != nil {
-			return err
-		}
-		if err := fn(&e); err != nil {
-			return err
-		}
-	}
-	return it.Error()
+	return j.eventsFrom([]byte{prefixEvent}, fn)
 }

@@ -103,7 +103,7 @@ func (j *Journal) fill(b *segmentBuilder, maxBytes int, cur *fillCursor) (keys [
 // eventsFrom calls fn with every journaled event whose key is at least
 // lower, in order.
 func (j *Journal) eventsFrom(lower []byte, fn func(*Event) error) error {
-	it, err := j.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: []byte{prefixEvent + 1}})
+	it, err := j.reader().NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: []byte{prefixEvent + 1}})
 	if err != nil {
 		return err
 	}
