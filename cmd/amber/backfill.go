@@ -3,12 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -63,7 +61,7 @@ func runBackfill(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	store, j, note, err := openTarget(ctx, *archiveURL)
+	store, j, note, err := openSource(ctx, *archiveURL, "what it has not uploaded yet is not counted as archived")
 	if err != nil {
 		return err
 	}
@@ -157,41 +155,6 @@ func printBackfill(w io.Writer, rep *archive.BackfillReport, writer string, ws a
 	for _, e := range rep.Errors {
 		fmt.Fprintf(w, "error: %s\n", e)
 	}
-}
-
-// openTarget resolves an --archive argument to its store. For a proxy's
-// data directory that is DATA/archive, plus its journal opened read-only,
-// whose batches count as archived (nil, with a note, if a running proxy
-// holds it). The caller closes the journal.
-func openTarget(ctx context.Context, url string) (archive.Store, *archive.Journal, string, error) {
-	var (
-		j    *archive.Journal
-		note string
-	)
-	if dir, ok := isDataDir(url); ok {
-		url = filepath.Join(dir, "archive")
-		var err error
-		j, err = archive.OpenJournal(archive.JournalOptions{Dir: filepath.Join(dir, "journal"), ReadOnly: true})
-		switch {
-		case errors.Is(err, archive.ErrInUse):
-			note = "note: a running proxy holds the journal; what it has not uploaded yet is not counted as archived"
-			j = nil
-		case err != nil:
-			return nil, nil, "", err
-		}
-	} else if !strings.Contains(url, "://") || strings.HasPrefix(url, "file://") {
-		if _, err := os.Stat(strings.TrimPrefix(url, "file://")); err != nil {
-			return nil, nil, "", fmt.Errorf("no archive at %s: give an archive URL or the data directory of an amber proxy (--data)", url)
-		}
-	}
-	store, err := openStore(ctx, url)
-	if err != nil {
-		if j != nil {
-			j.Close()
-		}
-		return nil, nil, "", err
-	}
-	return store, j, note, nil
 }
 
 // clusterClient is a client of the brokers for backfill and verify.

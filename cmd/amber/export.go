@@ -114,7 +114,7 @@ func runExport(args []string, stdout, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	store, j, note, err := openTarget(ctx, *archiveURL)
+	store, j, note, err := openSource(ctx, *archiveURL, "what it has not uploaded yet is not exported")
 	if err != nil {
 		return err
 	}

@@ -113,7 +113,7 @@ func runHistory(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	a, j, note, err := openArchiveAndJournal(ctx, *archiveURL, key)
+	a, j, note, err := openArchiveAndJournal(ctx, *archiveURL, key, "the events it has not uploaded yet (up to --flush-interval) are left out")
 	if err != nil {
 		return err
 	}

@@ -8,13 +8,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
-	"github.com/amber-kafka/amber/archive"
 	"github.com/amber-kafka/amber/impact"
 )
 
@@ -99,7 +97,7 @@ func runImpact(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	a, j, note, err := openArchiveAndJournal(ctx, *archiveURL, key)
+	a, j, note, err := openArchiveAndJournal(ctx, *archiveURL, key, "the batches and commits it has not uploaded yet (up to --flush-interval) are left out")
 	if err != nil {
 		return err
 	}
@@ -149,47 +147,6 @@ func unjoin(err error) []error {
 		return j.Unwrap()
 	}
 	return []error{err}
-}
-
-// openArchiveAndJournal opens an --archive argument. For a proxy's data
-// directory that is DATA/archive plus its journal, read-only (unless a
-// running proxy holds it: then note says what is left out).
-func openArchiveAndJournal(ctx context.Context, url string, key *archive.Key) (*archive.Archive, *archive.Journal, string, error) {
-	var (
-		j    *archive.Journal
-		note string
-	)
-	if dir, ok := isDataDir(url); ok {
-		url = filepath.Join(dir, "archive")
-		var err error
-		j, err = archive.OpenJournal(archive.JournalOptions{Dir: filepath.Join(dir, "journal"), ReadOnly: true})
-		switch {
-		case errors.Is(err, archive.ErrInUse):
-			note = "note: a running proxy holds the journal; the batches and commits it has not uploaded yet (up to --flush-interval) are left out"
-			j = nil
-		case err != nil:
-			return nil, nil, "", err
-		}
-	} else if !strings.Contains(url, "://") || strings.HasPrefix(url, "file://") {
-		if _, err := os.Stat(strings.TrimPrefix(url, "file://")); err != nil {
-			return nil, nil, "", fmt.Errorf("no archive at %s: give an archive URL or the data directory of an amber proxy (--data)", url)
-		}
-	}
-	fail := func(err error) (*archive.Archive, *archive.Journal, string, error) {
-		if j != nil {
-			j.Close()
-		}
-		return nil, nil, "", err
-	}
-	store, err := openStore(ctx, url)
-	if err != nil {
-		return fail(err)
-	}
-	a, err := archive.OpenArchive(ctx, store, key)
-	if err != nil {
-		return fail(err)
-	}
-	return a, j, note, nil
 }
 
 func printImpact(w io.Writer, rep *impact.Report) {

@@ -3,12 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -72,35 +68,12 @@ func runLs(args []string, stdout, stderr io.Writer) error {
 // is not uploaded yet (unless a running proxy holds the journal: then a
 // note says so).
 func archiveCoverage(ctx context.Context, url string, key *archive.Key) ([]archive.PartitionCoverage, string, error) {
-	var (
-		j    *archive.Journal
-		note string
-	)
-	if dir, ok := isDataDir(url); ok {
-		url = filepath.Join(dir, "archive")
-		var err error
-		j, err = archive.OpenJournal(archive.JournalOptions{Dir: filepath.Join(dir, "journal"), ReadOnly: true})
-		switch {
-		case errors.Is(err, archive.ErrInUse):
-			note = "note: a running proxy holds the journal; what it has not uploaded yet is not shown"
-			j = nil
-		case err != nil:
-			return nil, "", err
-		default:
-			defer j.Close()
-		}
-	} else if !strings.Contains(url, "://") || strings.HasPrefix(url, "file://") {
-		if _, err := os.Stat(strings.TrimPrefix(url, "file://")); err != nil {
-			return nil, "", fmt.Errorf("no archive at %s: give an archive URL or the data directory of an amber proxy (--data)", url)
-		}
-	}
-	store, err := openStore(ctx, url)
+	a, j, note, err := openArchiveAndJournal(ctx, url, key, "what it has not uploaded yet is not shown")
 	if err != nil {
 		return nil, "", err
 	}
-	a, err := archive.OpenArchive(ctx, store, key)
-	if err != nil {
-		return nil, "", err
+	if j != nil {
+		defer j.Close()
 	}
 	cov, err := archive.CombinedCoverage(a, j)
 	return cov, note, err
