@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
@@ -18,32 +17,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/amber-kafka/amber/archive"
-	"github.com/amber-kafka/amber/archive/memstore"
 	"github.com/amber-kafka/amber/impact"
 	"github.com/amber-kafka/amber/internal/testkit"
-	"github.com/amber-kafka/amber/proxy"
 )
 
 // env is a cluster behind a teeing proxy, archived into memory.
-type env struct {
-	cluster *kfake.Cluster
-	proxy   *proxy.Proxy
-	j       *archive.Journal
-	store   *memstore.Store
-}
+type env struct{ *testkit.Teed }
 
-func newEnv(t *testing.T, kopts ...kfake.Opt) *env {
-	t.Helper()
-	e := &env{cluster: testkit.NewCluster(t, kopts...), store: memstore.New()}
-	j, err := archive.OpenJournal(archive.JournalOptions{Dir: filepath.Join(t.TempDir(), "j")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { j.Close() })
-	e.j = j
-	e.proxy = testkit.StartProxy(t, proxy.Options{Upstreams: e.cluster.ListenAddrs(), Tee: archive.NewTee(j, archive.TeeOptions{})})
-	return e
-}
+func newEnv(t *testing.T, kopts ...kfake.Opt) *env { return &env{testkit.NewTeed(t, kopts...)} }
 
 func testCtx(t *testing.T) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -51,34 +32,9 @@ func testCtx(t *testing.T) context.Context {
 	return c
 }
 
-// client is a franz-go client through the proxy.
-func (e *env) client(t *testing.T, opts ...kgo.Opt) *kgo.Client {
-	t.Helper()
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(e.proxy.Addr()), kgo.RecordPartitioner(kgo.ManualPartitioner())}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	return cl
-}
+func (e *env) client(t *testing.T, opts ...kgo.Opt) *kgo.Client { return e.Client(t, opts...) }
 
-// archive uploads everything journaled and opens the archive.
-func (e *env) archive(t *testing.T) *archive.Archive {
-	t.Helper()
-	e.j.Commit()
-	u, err := archive.NewUploader(archive.UploaderOptions{Journal: e.j, Store: e.store, WriterID: "00000000000000aa"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := u.Flush(testCtx(t)); err != nil {
-		t.Fatal(err)
-	}
-	a, err := archive.OpenArchive(testCtx(t), e.store, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a
-}
+func (e *env) archive(t *testing.T) *archive.Archive { return e.Archive(t) }
 
 // produceWindows produces, into each of topic's partitions, `before`
 // records, then (since) `in` records, then (until) `after` records, in
@@ -123,7 +79,7 @@ type commitLog struct {
 // partition. It returns its commits per partition.
 func (e *env) consumeTo(t *testing.T, group, topic string, stop map[int32]int64) map[int32][]commitLog {
 	t.Helper()
-	return consumeTo(t, e.proxy.Addr(), group, topic, stop)
+	return consumeTo(t, e.Proxy.Addr(), group, topic, stop)
 }
 
 // consumeTo is env.consumeTo through any bootstrap address.
@@ -361,7 +317,7 @@ func TestImpact(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("work list %v, want %v", got, want)
 	}
-	direct, err := kgo.NewClient(kgo.SeedBrokers(e.cluster.ListenAddrs()...))
+	direct, err := kgo.NewClient(kgo.SeedBrokers(e.Cluster.ListenAddrs()...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -369,7 +325,7 @@ func TestImpact(t *testing.T) {
 	if err := impact.Emit(testCtx(t), direct, "compensation", items); err != nil {
 		t.Fatal(err)
 	}
-	emitted := readWorkList(t, e.cluster.ListenAddrs(), "compensation", len(items))
+	emitted := readWorkList(t, e.Cluster.ListenAddrs(), "compensation", len(items))
 	if !reflect.DeepEqual(jsonNormal(t, emitted), jsonNormal(t, items)) {
 		t.Errorf("emitted %+v\nwant %+v", emitted, items)
 	}
@@ -396,7 +352,7 @@ func TestImpact(t *testing.T) {
 // End.
 func etlSession(t *testing.T, e *env) (map[int32]int64, commitLog) {
 	t.Helper()
-	s, err := kgo.NewGroupTransactSession(kgo.SeedBrokers(e.proxy.Addr()), kgo.TransactionalID("etl-tx"),
+	s, err := kgo.NewGroupTransactSession(kgo.SeedBrokers(e.Proxy.Addr()), kgo.TransactionalID("etl-tx"),
 		kgo.ConsumerGroup("etl"), kgo.ConsumeTopics("orders"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(50*time.Millisecond), kgo.HeartbeatInterval(20*time.Second),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()))
@@ -438,7 +394,7 @@ func etlSession(t *testing.T, e *env) (map[int32]int64, commitLog) {
 		t.Fatal(err)
 	}
 	poll(func() bool { return polled[0] == 40 && polled[1] == 40 })
-	e.cluster.ControlKey(int16(kmsg.Heartbeat), func(req kmsg.Request) (kmsg.Response, error, bool) {
+	e.Cluster.ControlKey(int16(kmsg.Heartbeat), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
 		resp.SetVersion(req.GetVersion())
 		resp.ErrorCode = kerr.IllegalGeneration.Code
@@ -498,7 +454,7 @@ func jsonNormal(t *testing.T, v any) any {
 func TestImpactWithoutCommitHistory(t *testing.T) {
 	e := newEnv(t, kfake.SeedTopics(1, "orders"))
 	since, until := produceWindows(t, e.client(t), "orders", 1, 10, 20, 10)
-	direct := e.cluster.ListenAddrs()[0]
+	direct := e.Cluster.ListenAddrs()[0]
 	consumeTo(t, direct, "around", "orders", map[int32]int64{0: 25})
 	consumeTo(t, direct, "behind", "orders", map[int32]int64{0: 5})
 
@@ -513,13 +469,13 @@ func TestImpactWithoutCommitHistory(t *testing.T) {
 		t.Fatalf("without history: %+v", rep)
 	}
 
-	cl, err := kgo.NewClient(kgo.SeedBrokers(e.cluster.ListenAddrs()...))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.Cluster.ListenAddrs()...))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	b, err := archive.NewBackfiller(archive.BackfillOptions{Client: cl, Sink: &archive.JournalSink{Journal: e.j}, Store: e.store,
-		Journal: e.j, Topics: []string{"orders"}})
+	b, err := archive.NewBackfiller(archive.BackfillOptions{Client: cl, Sink: &archive.JournalSink{Journal: e.Journal}, Store: e.Store,
+		Journal: e.Journal, Topics: []string{"orders"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -16,34 +15,22 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/amber-kafka/amber/archive"
-	"github.com/amber-kafka/amber/archive/memstore"
 	"github.com/amber-kafka/amber/internal/testkit"
-	"github.com/amber-kafka/amber/proxy"
 	"github.com/amber-kafka/amber/restore"
 )
 
 // env is a source cluster behind a teeing proxy, its archive in memory,
 // and an empty target cluster.
 type env struct {
-	src   *kfake.Cluster
-	proxy *proxy.Proxy
-	j     *archive.Journal
-	store *memstore.Store
+	*testkit.Teed
 	dst   *kfake.Cluster
 	dstCl *kgo.Client
 }
 
 func newEnv(t *testing.T, kopts ...kfake.Opt) *env {
 	t.Helper()
-	e := &env{src: testkit.NewCluster(t, kopts...), store: memstore.New()}
-	j, err := archive.OpenJournal(archive.JournalOptions{Dir: filepath.Join(t.TempDir(), "j")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { j.Close() })
-	e.j = j
-	e.proxy = testkit.StartProxy(t, proxy.Options{Upstreams: e.src.ListenAddrs(), Tee: archive.NewTee(j, archive.TeeOptions{})})
-	e.dst = testkit.NewCluster(t)
+	e := &env{Teed: testkit.NewTeed(t, kopts...), dst: testkit.NewCluster(t)}
+	var err error
 	if e.dstCl, err = kgo.NewClient(kgo.SeedBrokers(e.dst.ListenAddrs()...)); err != nil {
 		t.Fatal(err)
 	}
@@ -57,34 +44,9 @@ func ctx(t *testing.T) context.Context {
 	return c
 }
 
-// client is a franz-go client through the proxy.
-func (e *env) client(t *testing.T, opts ...kgo.Opt) *kgo.Client {
-	t.Helper()
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(e.proxy.Addr()), kgo.RecordPartitioner(kgo.ManualPartitioner())}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	return cl
-}
+func (e *env) client(t *testing.T, opts ...kgo.Opt) *kgo.Client { return e.Client(t, opts...) }
 
-// archive uploads everything journaled and opens the archive.
-func (e *env) archive(t *testing.T) *archive.Archive {
-	t.Helper()
-	e.j.Commit()
-	u, err := archive.NewUploader(archive.UploaderOptions{Journal: e.j, Store: e.store, WriterID: "00000000000000aa"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := u.Flush(ctx(t)); err != nil {
-		t.Fatal(err)
-	}
-	a, err := archive.OpenArchive(ctx(t), e.store, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a
-}
+func (e *env) archive(t *testing.T) *archive.Archive { return e.Archive(t) }
 
 func (e *env) restore(t *testing.T, o restore.Options, topics ...string) (*restore.Report, error) {
 	t.Helper()
@@ -214,7 +176,7 @@ func TestRestoreExact(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sameRecords(t, "restored", consume(t, e.dst.ListenAddrs(), "orders-restored"), consume(t, e.src.ListenAddrs(), "orders"))
+	sameRecords(t, "restored", consume(t, e.dst.ListenAddrs(), "orders-restored"), consume(t, e.Cluster.ListenAddrs(), "orders"))
 	for _, p := range rep.Topics[0].Partitions {
 		if p.Reencoded != 0 {
 			t.Errorf("partition %d: %d batches re-encoded; nothing needed changing", p.Partition, p.Reencoded)
@@ -436,7 +398,7 @@ func TestRestoreResumes(t *testing.T) {
 	if err != nil {
 		t.Fatalf("resume: %v", err)
 	}
-	sameRecords(t, "resumed", consume(t, e.dst.ListenAddrs(), "r2"), consume(t, e.src.ListenAddrs(), "r"))
+	sameRecords(t, "resumed", consume(t, e.dst.ListenAddrs(), "r2"), consume(t, e.Cluster.ListenAddrs(), "r"))
 	resumed := 0
 	for _, p := range rep.Topics[0].Partitions {
 		if p.Resumed > 0 {
@@ -483,7 +445,7 @@ func TestRestoreLogAppendTimeAndOffsetHeader(t *testing.T) {
 		batches = append(batches, archive.Batch{Topic: "lat", Partition: 0, BaseOffset: i, AckTime: time.Now(), LogAppendTime: appendTime + i,
 			Data: testkit.RecordBatch([]byte("k"), fmt.Appendf(nil, "v%d", i))})
 	}
-	e.j.Append(batches, nil)
+	e.Journal.Append(batches, nil)
 	rep, err := e.restore(t, restore.Options{OffsetHeader: "amber-offset"}, "lat:lat2")
 	if err != nil {
 		t.Fatal(err)

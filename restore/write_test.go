@@ -83,7 +83,7 @@ func TestRestoreRetriesInOrder(t *testing.T) {
 	if n := faults.Hits(); n != 8 {
 		t.Errorf("%d injected errors hit, want 8", n)
 	}
-	sameRecords(t, "restored through errors", consume(t, e.dst.ListenAddrs(), "r2"), consume(t, e.src.ListenAddrs(), "r"))
+	sameRecords(t, "restored through errors", consume(t, e.dst.ListenAddrs(), "r2"), consume(t, e.Cluster.ListenAddrs(), "r"))
 	checkOneRange(t, rep)
 }
 
@@ -120,7 +120,7 @@ func TestRestoreCoalescesPartitions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sameRecords(t, "restored", consume(t, dst.ListenAddrs(), "c2"), consume(t, e.src.ListenAddrs(), "c"))
+	sameRecords(t, "restored", consume(t, dst.ListenAddrs(), "c2"), consume(t, e.Cluster.ListenAddrs(), "c"))
 	checkOneRange(t, rep)
 	t.Logf("%d batches in %d produce requests", batches.Load(), requests.Load())
 	if batches.Load() != 240 || doubled.Load() != 0 {
