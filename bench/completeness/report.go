@@ -48,3 +48,6 @@ func cell(s ShapeResult, m string) string {
 	}
 	return fmt.Sprintf("%.0f MB/s (%.2f CPU s/GB)", s.Median[m], cpu/(bytes/1e9))
 }
+
+// Passed reports whether every shape met TargetRatio: AllPass.
+func (r *Report) Passed() bool { return r.AllPass }

@@ -18,18 +18,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
-	"fmt"
 	"os"
-	"os/signal"
-	"runtime/pprof"
 	"strings"
-	"syscall"
-
-	"go.uber.org/zap"
 
 	"github.com/amber-kafka/amber/bench"
+	"github.com/amber-kafka/amber/bench/runner"
 )
 
 func main() {
@@ -40,12 +34,8 @@ func main() {
 // 2 bad usage.
 func run() int {
 	var (
-		o          bench.Options
-		scenarios  string
-		jsonOut    = flag.Bool("json", false, "print the report as JSON instead of a table")
-		cpuprofile = flag.String("cpuprofile", "", "write a CPU profile of the whole run to `file`; goroutines carry the pprof label bench=SCENARIO/COMPONENT[/MODE], e.g. produce/proxy")
-		quiet      = flag.Bool("q", false, "do not print a progress line per run on stderr")
-		check      = flag.Bool("check", false, "exit 1 if a target is missed")
+		o         bench.Options
+		scenarios string
 	)
 	flag.DurationVar(&o.Duration, "duration", bench.DefaultDuration, "measured window of each run")
 	flag.DurationVar(&o.Warmup, "warmup", bench.DefaultWarmup, "unmeasured warm-up before each window")
@@ -57,68 +47,25 @@ func run() int {
 	flag.Float64Var(&o.PacedRate, "rate", 0, "records/s of the paced latency scenario (0: half the direct produce rate)")
 	flag.BoolVar(&o.FetchNodeEndpoints, "fetch-node-endpoints", false, "let the proxy's clients use Fetch v16+ and decode every Fetch response (proxy.Options.FetchNodeEndpoints) instead of splicing large ones")
 	flag.StringVar(&scenarios, "scenarios", strings.Join(bench.Scenarios, ","), "comma-separated scenarios to run")
-	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "usage: amber-bench [flags]\n\n"+
-			"Compares a franz-go client talking to kfake directly and through an Amber proxy.\n\n")
-		flag.PrintDefaults()
+	c := &runner.Command{
+		Name:          "amber-bench",
+		Summary:       "Compares a franz-go client talking to kfake directly and through an Amber proxy.",
+		ProfileLabels: "goroutines carry the pprof label bench=SCENARIO/COMPONENT[/MODE], e.g. produce/proxy",
+		ProgressPer:   "run",
+		Check:         "a target is missed",
+		Missed:        "a target was missed",
 	}
-	flag.Parse()
-	if flag.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "amber-bench: unexpected arguments %q\n", flag.Args())
+	if !c.Parse(flag.CommandLine, os.Args[1:]) {
 		return 2
 	}
 	o.Scenarios = strings.Split(scenarios, ",")
-	if !*quiet {
-		o.Progress = os.Stderr
+	o.Progress = c.Progress()
+	var err error
+	if o.Logger, err = runner.Logger(); err != nil {
+		return c.Fail(err)
 	}
-	log, err := zap.NewDevelopment(zap.IncreaseLevel(zap.WarnLevel))
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "amber-bench: %v\n", err)
-		return 1
-	}
-	o.Logger = log
 	if err := o.EnsureDefaults().Validate(); err != nil {
-		fmt.Fprintf(os.Stderr, "amber-bench: %v\n", err)
-		return 2
+		return c.BadUsage(err)
 	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "amber-bench: %v\n", err)
-			return 1
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintf(os.Stderr, "amber-bench: start CPU profile: %v\n", err)
-			return 1
-		}
-		defer pprof.StopCPUProfile()
-	}
-
-	rep, err := bench.Run(ctx, o)
-	if err != nil {
-		if errors.Is(err, context.Canceled) {
-			fmt.Fprintln(os.Stderr, "amber-bench: interrupted")
-		} else {
-			fmt.Fprintf(os.Stderr, "amber-bench: %v\n", err)
-		}
-		return 1
-	}
-	if *jsonOut {
-		err = rep.WriteJSON(os.Stdout)
-	} else {
-		err = rep.WriteTable(os.Stdout)
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "amber-bench: %v\n", err)
-		return 1
-	}
-	if *check && !rep.Passed() {
-		fmt.Fprintln(os.Stderr, "amber-bench: a target was missed")
-		return 1
-	}
-	return 0
+	return c.Run(func(ctx context.Context) (runner.Report, error) { return bench.Run(ctx, o) })
 }

@@ -19,12 +19,10 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
-	"runtime/pprof"
 	"strings"
-	"syscall"
 
 	"github.com/amber-kafka/amber/bench/completeness"
+	"github.com/amber-kafka/amber/bench/runner"
 )
 
 func main() {
@@ -38,10 +36,6 @@ func run() int {
 		o          completeness.Options
 		shapes     string
 		shapeBytes string
-		jsonOut    = flag.Bool("json", false, "print the report as JSON instead of a table")
-		quiet      = flag.Bool("q", false, "do not print a progress line per round on stderr")
-		check      = flag.Bool("check", false, "exit 1 if backfill/consume is below the target")
-		cpuprofile = flag.String("cpuprofile", "", "write a CPU profile of the whole run to `file`")
 	)
 	flag.IntVar(&o.Rounds, "rounds", completeness.DefaultRounds, "rounds per shape")
 	flag.IntVar(&o.Brokers, "brokers", completeness.DefaultBrokers, "kfake brokers")
@@ -51,66 +45,31 @@ func run() int {
 	flag.StringVar(&shapes, "shapes", "1m/none,16k/lz4", "comma-separated SIZE/CODEC: producer batch size and codec")
 	flag.StringVar(&o.Dir, "dir", "", "where file archives are written (default: the system temp directory)")
 	flag.BoolVar(&o.Memory, "memory", false, "write archives to memory instead of a directory")
-	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "usage: amber-completeness-bench [flags]\n\n"+
-			"Measures amber backfill against a franz-go consumer, and amber verify.\n\n")
-		flag.PrintDefaults()
+	c := &runner.Command{
+		Name:        "amber-completeness-bench",
+		Summary:     "Measures amber backfill against a franz-go consumer, and amber verify.",
+		ProgressPer: "round",
+		Check:       "backfill/consume is below the target",
 	}
-	flag.Parse()
-	if flag.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "amber-completeness-bench: unexpected arguments %q\n", flag.Args())
+	if !c.Parse(flag.CommandLine, os.Args[1:]) {
 		return 2
 	}
 	var err error
 	if o.ShapeBytes, err = parseBytes(shapeBytes); err != nil {
-		fmt.Fprintf(os.Stderr, "amber-completeness-bench: -shape-bytes: %v\n", err)
-		return 2
+		return c.BadUsage(fmt.Errorf("-shape-bytes: %w", err))
 	}
 	for _, s := range strings.Split(shapes, ",") {
 		sh, err := completeness.ParseShape(strings.TrimSpace(s))
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "amber-completeness-bench: %v\n", err)
-			return 2
+			return c.BadUsage(err)
 		}
 		o.Shapes = append(o.Shapes, sh)
 	}
 	if err := o.EnsureDefaults().Validate(); err != nil {
-		fmt.Fprintf(os.Stderr, "amber-completeness-bench: %v\n", err)
-		return 2
+		return c.BadUsage(err)
 	}
-	if !*quiet {
-		o.Progress = os.Stderr
-	}
-	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "amber-completeness-bench: %v\n", err)
-			return 1
-		}
-		defer f.Close()
-		pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	rep, err := completeness.Measure(ctx, o)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "amber-completeness-bench: %v\n", err)
-		return 1
-	}
-	if *jsonOut {
-		err = rep.WriteJSON(os.Stdout)
-	} else {
-		err = rep.WriteTable(os.Stdout)
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "amber-completeness-bench: %v\n", err)
-		return 1
-	}
-	if *check && !rep.AllPass {
-		return 1
-	}
-	return 0
+	o.Progress = c.Progress()
+	return c.Run(func(ctx context.Context) (runner.Report, error) { return completeness.Measure(ctx, o) })
 }
 
 func parseBytes(s string) (int64, error) {

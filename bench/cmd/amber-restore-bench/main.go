@@ -19,18 +19,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
-	"fmt"
 	"os"
-	"os/signal"
-	"runtime/pprof"
 	"strings"
-	"syscall"
-
-	"go.uber.org/zap"
 
 	"github.com/amber-kafka/amber/bench/restorebench"
+	"github.com/amber-kafka/amber/bench/runner"
 )
 
 func main() {
@@ -41,14 +35,10 @@ func main() {
 // 2 bad usage.
 func run() int {
 	var (
-		o          restorebench.Options
-		shapes     string
-		modes      string
-		shapeMiB   int64
-		jsonOut    = flag.Bool("json", false, "print the report as JSON instead of a table")
-		cpuprofile = flag.String("cpuprofile", "", "write a CPU profile of the whole run to `file`; goroutines carry the pprof label bench=MODE or bench=kfake")
-		quiet      = flag.Bool("q", false, "do not print a progress line per run on stderr")
-		check      = flag.Bool("check", false, "exit 1 if a restore is slower than producing the same records")
+		o        restorebench.Options
+		shapes   string
+		modes    string
+		shapeMiB int64
 	)
 	var defShapes []string
 	for _, s := range restorebench.DefaultShapes {
@@ -62,77 +52,33 @@ func run() int {
 	flag.IntVar(&o.Parallelism, "parallelism", 0, "the restore's parallelism (0: its default)")
 	flag.StringVar(&shapes, "shapes", strings.Join(defShapes, ","), "comma-separated batch shapes SIZE/CODEC (16k/none, 1m/lz4, ...)")
 	flag.StringVar(&modes, "modes", strings.Join(restorebench.Modes, ","), "comma-separated modes to run")
-	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "usage: amber-restore-bench [flags]\n\n"+
-			"Compares restoring an archive with producing the same records, into kfake.\n\n")
-		flag.PrintDefaults()
+	c := &runner.Command{
+		Name:          "amber-restore-bench",
+		Summary:       "Compares restoring an archive with producing the same records, into kfake.",
+		ProfileLabels: "goroutines carry the pprof label bench=MODE or bench=kfake",
+		ProgressPer:   "run",
+		Check:         "a restore is slower than producing the same records",
+		Missed:        "a restore was slower than producing the same records",
 	}
-	flag.Parse()
-	if flag.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "amber-restore-bench: unexpected arguments %q\n", flag.Args())
+	if !c.Parse(flag.CommandLine, os.Args[1:]) {
 		return 2
 	}
 	for _, s := range strings.Split(shapes, ",") {
 		sh, err := restorebench.ParseShape(s)
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "amber-restore-bench: %v\n", err)
-			return 2
+			return c.BadUsage(err)
 		}
 		o.Shapes = append(o.Shapes, sh)
 	}
 	o.Modes = strings.Split(modes, ",")
 	o.ShapeBytes = shapeMiB << 20
-	if !*quiet {
-		o.Progress = os.Stderr
+	o.Progress = c.Progress()
+	var err error
+	if o.Logger, err = runner.Logger(); err != nil {
+		return c.Fail(err)
 	}
-	log, err := zap.NewDevelopment(zap.IncreaseLevel(zap.WarnLevel))
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "amber-restore-bench: %v\n", err)
-		return 1
-	}
-	o.Logger = log
 	if err := o.EnsureDefaults().Validate(); err != nil {
-		fmt.Fprintf(os.Stderr, "amber-restore-bench: %v\n", err)
-		return 2
+		return c.BadUsage(err)
 	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "amber-restore-bench: %v\n", err)
-			return 1
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintf(os.Stderr, "amber-restore-bench: start CPU profile: %v\n", err)
-			return 1
-		}
-		defer pprof.StopCPUProfile()
-	}
-
-	rep, err := restorebench.Run(ctx, o)
-	if err != nil {
-		if errors.Is(err, context.Canceled) {
-			fmt.Fprintln(os.Stderr, "amber-restore-bench: interrupted")
-		} else {
-			fmt.Fprintf(os.Stderr, "amber-restore-bench: %v\n", err)
-		}
-		return 1
-	}
-	if *jsonOut {
-		err = rep.WriteJSON(os.Stdout)
-	} else {
-		err = rep.WriteTable(os.Stdout)
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "amber-restore-bench: %v\n", err)
-		return 1
-	}
-	if *check && !rep.Passed() {
-		fmt.Fprintln(os.Stderr, "amber-restore-bench: a restore was slower than producing the same records")
-		return 1
-	}
-	return 0
+	return c.Run(func(ctx context.Context) (runner.Report, error) { return restorebench.Run(ctx, o) })
 }
