@@ -16,7 +16,7 @@ func TestMeasureSmall(t *testing.T) {
 	defer cancel()
 	for _, memory := range []bool{true, false} {
 		rep, err := Measure(ctx, Options{Rounds: 2, ShapeBytes: 512 << 10, Memory: memory, Dir: t.TempDir(),
-			Shapes: []Shape{{64 << 10, "none"}, {16 << 10, "lz4"}}})
+			Shapes: []Shape{{BatchBytes: 64 << 10, Codec: "none"}, {BatchBytes: 16 << 10, Codec: "lz4"}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -34,17 +34,5 @@ func TestMeasureSmall(t *testing.T) {
 				t.Errorf("shape %s: %+v", s.Shape, s)
 			}
 		}
-	}
-}
-
-func TestParseShape(t *testing.T) {
-	for in, want := range map[string]string{"16k/lz4": "16k/lz4", "1m/none": "1m/none", "1500/zstd": "1500/zstd"} {
-		s, err := ParseShape(in)
-		if err != nil || s.String() != want {
-			t.Errorf("ParseShape(%q) = %v, %v", in, s, err)
-		}
-	}
-	if _, err := ParseShape("16k"); err == nil {
-		t.Error("ParseShape without a codec: no error")
 	}
 }

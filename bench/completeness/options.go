@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strconv"
-	"strings"
+
+	"github.com/amber-kafka/amber/bench/runner"
 )
 
 // Defaults for Options fields left zero. Together they keep a full run
@@ -25,51 +25,12 @@ const TargetRatio = 0.9
 
 // Shape is how the log's records are batched, by the franz-go producer
 // that writes them.
-type Shape struct {
-	// BatchBytes is the producer's ProducerBatchMaxBytes.
-	BatchBytes int
-	// Codec compresses batches: none, gzip, snappy, lz4 or zstd.
-	Codec string
-}
+type Shape = runner.Shape
 
 // DefaultShapes are large uncompressed batches (what a throughput-minded
 // producer sends) and small lz4 ones (many batches, each decompressed by
 // the consumer and by verify --against).
-var DefaultShapes = []Shape{{1 << 20, "none"}, {16 << 10, "lz4"}}
-
-var codecs = []string{"none", "gzip", "snappy", "lz4", "zstd"}
-
-// ParseShape parses SIZE/CODEC: SIZE in bytes or with a k or m suffix,
-// CODEC one of none, gzip, snappy, lz4, zstd ("16k/lz4").
-func ParseShape(s string) (Shape, error) {
-	size, codec, ok := strings.Cut(s, "/")
-	if !ok {
-		return Shape{}, fmt.Errorf("shape %q: want SIZE/CODEC, e.g. 16k/lz4", s)
-	}
-	mult := 1
-	switch {
-	case strings.HasSuffix(size, "k"):
-		mult, size = 1<<10, strings.TrimSuffix(size, "k")
-	case strings.HasSuffix(size, "m"):
-		mult, size = 1<<20, strings.TrimSuffix(size, "m")
-	}
-	n, err := strconv.Atoi(size)
-	if err != nil {
-		return Shape{}, fmt.Errorf("shape %q: size: %v", s, err)
-	}
-	return Shape{BatchBytes: n * mult, Codec: codec}, nil
-}
-
-func (s Shape) String() string {
-	size := strconv.Itoa(s.BatchBytes)
-	switch {
-	case s.BatchBytes%(1<<20) == 0:
-		size = strconv.Itoa(s.BatchBytes>>20) + "m"
-	case s.BatchBytes%(1<<10) == 0:
-		size = strconv.Itoa(s.BatchBytes>>10) + "k"
-	}
-	return size + "/" + s.Codec
-}
+var DefaultShapes = []Shape{{BatchBytes: 1 << 20, Codec: "none"}, {BatchBytes: 16 << 10, Codec: "lz4"}}
 
 // Options configures a run. The zero value measures the default shapes
 // with the defaults above.
@@ -133,8 +94,8 @@ func (o *Options) Validate() error {
 		errs = append(errs, fmt.Errorf("record bytes %d, shape bytes %d: want at least 16 and one record", o.RecordBytes, o.ShapeBytes))
 	}
 	for _, s := range o.Shapes {
-		if s.BatchBytes < 1<<10 || !slices.Contains(codecs, s.Codec) {
-			errs = append(errs, fmt.Errorf("shape %s: want at least 1 KiB batches and a codec of %v", s, codecs))
+		if s.BatchBytes < 1<<10 || !slices.Contains(runner.Codecs, s.Codec) {
+			errs = append(errs, fmt.Errorf("shape %s: want at least 1 KiB batches and a codec of %v", s, runner.Codecs))
 		}
 	}
 	return errors.Join(errs...)

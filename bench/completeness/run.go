@@ -349,21 +349,8 @@ func consume(ctx context.Context, seeds []string, hwms map[int32]int64) (int64, 
 // but for a text prefix, batched as shape says, round-robin over the
 // partitions.
 func produceLog(ctx context.Context, seeds []string, o Options, shape Shape) (int64, error) {
-	var codec kgo.CompressionCodec
-	switch shape.Codec {
-	case "none":
-		codec = kgo.NoCompression()
-	case "gzip":
-		codec = kgo.GzipCompression()
-	case "snappy":
-		codec = kgo.SnappyCompression()
-	case "lz4":
-		codec = kgo.Lz4Compression()
-	case "zstd":
-		codec = kgo.ZstdCompression()
-	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(topic), kgo.ProducerBatchMaxBytes(int32(shape.BatchBytes)),
-		kgo.ProducerBatchCompression(codec), kgo.ProducerLinger(5*time.Millisecond), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()),
+		kgo.ProducerBatchCompression(shape.Compression()), kgo.ProducerLinger(5*time.Millisecond), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()),
 		kgo.MaxBufferedBytes(256<<20))
 	if err != nil {
 		return 0, err

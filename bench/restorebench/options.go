@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strconv"
-	"strings"
 
 	"go.uber.org/zap"
+
+	"github.com/amber-kafka/amber/bench/runner"
 )
 
 // Defaults for Options fields left zero. Together they keep a full run
@@ -43,49 +43,12 @@ const (
 var Modes = []string{ModeRestore, ModeProduce, ModeRestoreBlackhole, ModeProduceBlackhole}
 
 // Shape is how a workload's records are batched.
-type Shape struct {
-	// BatchBytes bounds a batch before compression, as franz-go's
-	// ProducerBatchMaxBytes does.
-	BatchBytes int
-	// Codec compresses batches: none, gzip, snappy, lz4 or zstd.
-	Codec string
-}
+type Shape = runner.Shape
 
 // DefaultShapes are 16 KiB and 1 MiB batches, uncompressed and lz4.
-var DefaultShapes = []Shape{{16 << 10, "none"}, {16 << 10, "lz4"}, {1 << 20, "none"}, {1 << 20, "lz4"}}
-
-var codecs = []string{"none", "gzip", "snappy", "lz4", "zstd"}
-
-// ParseShape parses SIZE/CODEC: SIZE in bytes or with a k or m suffix
-// (KiB, MiB), CODEC one of none, gzip, snappy, lz4, zstd ("16k/lz4").
-func ParseShape(s string) (Shape, error) {
-	size, codec, ok := strings.Cut(s, "/")
-	if !ok {
-		return Shape{}, fmt.Errorf("shape %q: want SIZE/CODEC, e.g. 16k/lz4", s)
-	}
-	mult := 1
-	switch {
-	case strings.HasSuffix(size, "k"):
-		mult, size = 1<<10, strings.TrimSuffix(size, "k")
-	case strings.HasSuffix(size, "m"):
-		mult, size = 1<<20, strings.TrimSuffix(size, "m")
-	}
-	n, err := strconv.Atoi(size)
-	if err != nil {
-		return Shape{}, fmt.Errorf("shape %q: size: %v", s, err)
-	}
-	return Shape{BatchBytes: n * mult, Codec: codec}, nil
-}
-
-func (s Shape) String() string {
-	size := strconv.Itoa(s.BatchBytes)
-	switch {
-	case s.BatchBytes%(1<<20) == 0:
-		size = strconv.Itoa(s.BatchBytes>>20) + "m"
-	case s.BatchBytes%(1<<10) == 0:
-		size = strconv.Itoa(s.BatchBytes>>10) + "k"
-	}
-	return size + "/" + s.Codec
+var DefaultShapes = []Shape{
+	{BatchBytes: 16 << 10, Codec: "none"}, {BatchBytes: 16 << 10, Codec: "lz4"},
+	{BatchBytes: 1 << 20, Codec: "none"}, {BatchBytes: 1 << 20, Codec: "lz4"},
 }
 
 // Options configures a run. The zero value runs every shape and mode with
@@ -168,8 +131,8 @@ func (o *Options) Validate() error {
 		if s.BatchBytes < 2*o.RecordBytes || s.BatchBytes > 1<<20 {
 			errs = append(errs, fmt.Errorf("shape %s: batch bytes want two records (%d) to 1 MiB (kfake's max.message.bytes)", s, 2*o.RecordBytes))
 		}
-		if !slices.Contains(codecs, s.Codec) {
-			errs = append(errs, fmt.Errorf("shape %s: codec %q: want one of %v", s, s.Codec, codecs))
+		if !slices.Contains(runner.Codecs, s.Codec) {
+			errs = append(errs, fmt.Errorf("shape %s: codec %q: want one of %v", s, s.Codec, runner.Codecs))
 		}
 	}
 	for _, m := range o.Modes {

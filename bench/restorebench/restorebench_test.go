@@ -17,7 +17,7 @@ func TestRunSmoke(t *testing.T) {
 	defer cancel()
 	var progress bytes.Buffer
 	rep, err := Run(ctx, Options{Rounds: 1, Partitions: 4, ShapeBytes: 2 << 20, Progress: &progress,
-		Shapes: []Shape{{16 << 10, "none"}, {256 << 10, "lz4"}}})
+		Shapes: []Shape{{BatchBytes: 16 << 10, Codec: "none"}, {BatchBytes: 256 << 10, Codec: "lz4"}}})
 	if err != nil {
 		t.Fatalf("%v\nprogress:\n%s", err, progress.String())
 	}
@@ -67,7 +67,7 @@ func TestRunSmoke(t *testing.T) {
 func TestWorkloadBatches(t *testing.T) {
 	o := Options{Partitions: 3, ShapeBytes: 1 << 20}
 	o.EnsureDefaults()
-	w, err := NewWorkload(context.Background(), Shape{16 << 10, "none"}, o)
+	w, err := NewWorkload(context.Background(), Shape{BatchBytes: 16 << 10, Codec: "none"}, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,22 +84,9 @@ func TestWorkloadBatches(t *testing.T) {
 	}
 }
 
-func TestParseShape(t *testing.T) {
-	for in, want := range map[string]Shape{"16k/lz4": {16 << 10, "lz4"}, "1m/none": {1 << 20, "none"}, "5000/zstd": {5000, "zstd"}} {
-		got, err := ParseShape(in)
-		if err != nil || got != want {
-			t.Errorf("ParseShape(%q) = %v, %v; want %v", in, got, err, want)
-		}
-		if got.String() != in {
-			t.Errorf("%v.String() = %q, want %q", got, got.String(), in)
-		}
-	}
-	for _, bad := range []string{"16k", "x/lz4", "16q/none"} {
-		if _, err := ParseShape(bad); err == nil {
-			t.Errorf("ParseShape(%q) accepted", bad)
-		}
-	}
-	o := Options{Shapes: []Shape{{16 << 10, "brotli"}, {4 << 20, "none"}}, Modes: []string{"teleport"}}
+// TestValidateShapes checks that Validate names every bad shape and mode.
+func TestValidateShapes(t *testing.T) {
+	o := Options{Shapes: []Shape{{BatchBytes: 16 << 10, Codec: "brotli"}, {BatchBytes: 4 << 20, Codec: "none"}}, Modes: []string{"teleport"}}
 	if err := o.EnsureDefaults().Validate(); err == nil || !strings.Contains(err.Error(), "brotli") || !strings.Contains(err.Error(), "teleport") || !strings.Contains(err.Error(), "4m/none") {
 		t.Errorf("Validate: %v", err)
 	}

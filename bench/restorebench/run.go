@@ -154,7 +154,7 @@ func (b *bencher) runOne(ctx context.Context, m string, w *Workload, topic strin
 	producing := strings.HasPrefix(m, ModeProduce)
 	if producing {
 		opts = append(opts, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchMaxBytes(int32(w.Shape.BatchBytes)),
-			kgo.ProducerBatchCompression(kgoCodec(w.Shape.Codec)))
+			kgo.ProducerBatchCompression(w.Shape.Compression()))
 		recs = w.produceRecords(topic)
 	}
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.c.ListenAddrs()...)}, opts...)...)

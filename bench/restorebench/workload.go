@@ -12,6 +12,7 @@ import (
 
 	"github.com/amber-kafka/amber/archive"
 	"github.com/amber-kafka/amber/archive/memstore"
+	"github.com/amber-kafka/amber/bench/runner"
 	"github.com/amber-kafka/amber/protocol"
 )
 
@@ -140,22 +141,7 @@ func varintLen(n int) int {
 }
 
 func codecAttr(codec string) int16 {
-	return int16(slices.Index(codecs, codec)) // none 0, gzip 1, snappy 2, lz4 3, zstd 4
-}
-
-// kgoCodec is the franz-go producer option for codec.
-func kgoCodec(codec string) kgo.CompressionCodec {
-	switch codec {
-	case "gzip":
-		return kgo.GzipCompression()
-	case "snappy":
-		return kgo.SnappyCompression()
-	case "lz4":
-		return kgo.Lz4Compression()
-	case "zstd":
-		return kgo.ZstdCompression()
-	}
-	return kgo.NoCompression()
+	return int16(slices.Index(runner.Codecs, codec)) // none 0, gzip 1, snappy 2, lz4 3, zstd 4
 }
 
 // produceRecords are the workload's records for a producer writing into

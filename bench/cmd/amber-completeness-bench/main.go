@@ -58,12 +58,8 @@ func run() int {
 	if o.ShapeBytes, err = parseBytes(shapeBytes); err != nil {
 		return c.BadUsage(fmt.Errorf("-shape-bytes: %w", err))
 	}
-	for _, s := range strings.Split(shapes, ",") {
-		sh, err := completeness.ParseShape(strings.TrimSpace(s))
-		if err != nil {
-			return c.BadUsage(err)
-		}
-		o.Shapes = append(o.Shapes, sh)
+	if o.Shapes, err = runner.ParseShapes(shapes); err != nil {
+		return c.BadUsage(err)
 	}
 	if err := o.EnsureDefaults().Validate(); err != nil {
 		return c.BadUsage(err)

@@ -63,17 +63,13 @@ func run() int {
 	if !c.Parse(flag.CommandLine, os.Args[1:]) {
 		return 2
 	}
-	for _, s := range strings.Split(shapes, ",") {
-		sh, err := restorebench.ParseShape(s)
-		if err != nil {
-			return c.BadUsage(err)
-		}
-		o.Shapes = append(o.Shapes, sh)
+	var err error
+	if o.Shapes, err = runner.ParseShapes(shapes); err != nil {
+		return c.BadUsage(err)
 	}
 	o.Modes = strings.Split(modes, ",")
 	o.ShapeBytes = shapeMiB << 20
 	o.Progress = c.Progress()
-	var err error
 	if o.Logger, err = runner.Logger(); err != nil {
 		return c.Fail(err)
 	}
