@@ -56,20 +56,7 @@ func TestRun(t *testing.T) {
 	}
 }
 
-func TestMedianPercentile(t *testing.T) {
-	for _, c := range []struct {
-		xs   []float64
-		want float64
-	}{
-		{[]float64{3}, 3},
-		{[]float64{3, 1}, 2},
-		{[]float64{5, 1, 3}, 3},
-		{[]float64{4, 1, 3, 2}, 2.5},
-	} {
-		if got := median(c.xs); got != c.want {
-			t.Errorf("median(%v) = %g, want %g", c.xs, got, c.want)
-		}
-	}
+func TestPercentile(t *testing.T) {
 	var lat []time.Duration
 	for i := 1; i <= 100; i++ {
 		lat = append(lat, time.Duration(i))

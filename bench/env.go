@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/amber-kafka/amber/bench/runner"
 	"github.com/amber-kafka/amber/proxy"
 )
 
@@ -159,12 +160,12 @@ func (e *Env) window(ctx context.Context, count func() (records, bytes int64), f
 		return Throughput{}, err
 	}
 	r0, b0 := count()
-	t0, c0 := time.Now(), processCPU()
+	t0, c0 := time.Now(), runner.ProcessCPU()
 	if err := fail.sleep(ctx, e.opts.Duration); err != nil {
 		return Throughput{}, err
 	}
 	r1, b1 := count()
-	return Throughput{Records: r1 - r0, Bytes: b1 - b0, Elapsed: time.Since(t0), CPU: processCPU() - c0}, nil
+	return Throughput{Records: r1 - r0, Bytes: b1 - b0, Elapsed: time.Since(t0), CPU: runner.ProcessCPU() - c0}, nil
 }
 
 // firstErr keeps the first error reported by any of a workload's

@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"slices"
 	"time"
+
+	"github.com/amber-kafka/amber/bench/runner"
 )
 
 // Targets the proxy is held to. The ratios are proxied/direct throughput;
@@ -124,7 +126,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			return nil, err
 		}
 		rep.Results = append(rep.Results, throughputResults(ScenarioProduce, runs)...)
-		directRate = median(mapRuns(runs[Direct], Throughput.RecordsPerSec))
+		directRate = runner.Median(mapRuns(runs[Direct], Throughput.RecordsPerSec))
 	}
 	if o.runs(ScenarioConsume) {
 		runs, err := runScenario(ctx, &o, ScenarioConsume, NewConsumeEnv, (*Env).ConsumeThroughput, Throughput.String)
@@ -242,7 +244,7 @@ func newResult[T any](scenario, metric string, runs map[Mode][]T, value func(T) 
 		DirectRuns:  mapRuns(runs[Direct], value),
 		ProxiedRuns: mapRuns(runs[Proxied], value),
 	}
-	r.Direct, r.Proxied = median(r.DirectRuns), median(r.ProxiedRuns)
+	r.Direct, r.Proxied = runner.Median(r.DirectRuns), runner.Median(r.ProxiedRuns)
 	r.Ratio = r.Proxied / r.Direct
 	r.Added = r.Proxied - r.Direct
 	return r

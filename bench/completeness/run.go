@@ -16,6 +16,7 @@ import (
 	"github.com/amber-kafka/amber/archive"
 	"github.com/amber-kafka/amber/archive/file"
 	"github.com/amber-kafka/amber/archive/memstore"
+	"github.com/amber-kafka/amber/bench/runner"
 )
 
 const topic = "bench"
@@ -269,10 +270,10 @@ func mbps(bytes int64, seconds float64) float64 {
 // time; fn returns the bytes it moved.
 func timed(fn func() (int64, error)) (Run, error) {
 	runtime.GC()
-	cpu0, t0 := processCPU(), time.Now()
+	cpu0, t0 := runner.ProcessCPU(), time.Now()
 	n, err := fn()
 	el := time.Since(t0)
-	return Run{Seconds: el.Seconds(), Bytes: n, MBps: mbps(n, el.Seconds()), CPUSec: (processCPU() - cpu0).Seconds()}, err
+	return Run{Seconds: el.Seconds(), Bytes: n, MBps: mbps(n, el.Seconds()), CPUSec: (runner.ProcessCPU() - cpu0).Seconds()}, err
 }
 
 func newStore(o Options) (archive.Store, func(), error) {

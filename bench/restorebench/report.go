@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"runtime"
 	"slices"
@@ -14,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/amber-kafka/amber/bench/runner"
 	"github.com/amber-kafka/amber/restore"
 )
 
@@ -107,7 +107,7 @@ func newModeResult(mode string, runs []Sample) ModeResult {
 		for i, s := range runs {
 			xs[i] = f(s)
 		}
-		return median(xs)
+		return runner.Median(xs)
 	}
 	return ModeResult{Mode: mode, Runs: runs,
 		MBPerSec:  med(func(s Sample) float64 { return s.MBPerSec }),
@@ -223,18 +223,4 @@ func formatValue(v float64) string {
 		return fmt.Sprintf("%.1f", v)
 	}
 	return fmt.Sprintf("%.2f", v)
-}
-
-// median is the median of xs (the mean of the middle two for an even
-// count), NaN for none. xs is not modified.
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return math.NaN()
-	}
-	s := slices.Sorted(slices.Values(xs))
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/amber-kafka/amber/bench/runner"
 	"github.com/amber-kafka/amber/restore"
 )
 
@@ -165,7 +166,7 @@ func (b *bencher) runOne(ctx context.Context, m string, w *Workload, topic strin
 
 	var rep *restore.Report
 	runtime.GC()
-	cpu0, t0 := processCPU(), time.Now()
+	cpu0, t0 := runner.ProcessCPU(), time.Now()
 	pprof.Do(ctx, pprof.Labels("bench", m), func(ctx context.Context) {
 		if producing {
 			err = produce(ctx, cl, recs)
@@ -175,7 +176,7 @@ func (b *bencher) runOne(ctx context.Context, m string, w *Workload, topic strin
 				UntilOffset: -1, Partition: -1, Parallelism: b.o.Parallelism})
 		}
 	})
-	secs, cpu := time.Since(t0).Seconds(), (processCPU() - cpu0).Seconds()
+	secs, cpu := time.Since(t0).Seconds(), (runner.ProcessCPU() - cpu0).Seconds()
 	if err != nil {
 		return s, "", err
 	}

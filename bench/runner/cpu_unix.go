@@ -1,15 +1,15 @@
 //go:build unix
 
-package completeness
+package runner
 
 import (
 	"syscall"
 	"time"
 )
 
-// processCPU is the CPU time, user and system, that every thread of the
+// ProcessCPU is the CPU time, user and system, that every thread of the
 // process has used so far; 0 if the kernel will not say.
-func processCPU() time.Duration {
+func ProcessCPU() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0

@@ -1,8 +1,0 @@
-//go:build !unix
-
-package bench
-
-import "time"
-
-// processCPU is not measured off Unix: CPU per GB then reads 0.
-func processCPU() time.Duration { return 0 }
