@@ -36,8 +36,9 @@ type UploaderOptions struct {
 	// FlushInterval: upload at least this often while anything waits.
 	// Default DefaultFlushInterval (10 s).
 	FlushInterval time.Duration
-	// FlushBytes: upload as soon as this much waits; also the target
-	// segment size. Default DefaultFlushBytes (32 MiB).
+	// FlushBytes is the target segment size; the loop uploads as soon
+	// as about this much waits, counted as it will be stored (see
+	// dueBytes). Default DefaultFlushBytes (32 MiB).
 	FlushBytes int
 	// MaxInFlight bounds the segments built and not yet recorded: PUT
 	// at once, or built while others are PUT. Each holds a buffer of
