@@ -1,20 +1,15 @@
 package bench
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
+
+	"github.com/amber-kafka/amber/bench/runner"
 )
 
 // WriteJSON writes r as indented JSON.
-func (r *Report) WriteJSON(w io.Writer) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(r)
-}
+func (r *Report) WriteJSON(w io.Writer) error { return runner.WriteJSON(w, r) }
 
 // WriteTable writes r for people: a header naming the machine and
 // settings, then one line per result with both medians, the comparison
@@ -29,8 +24,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 		fmt.Fprintln(w, "proxy with FetchNodeEndpoints: clients at Fetch v16+, every Fetch response decoded")
 	}
 	fmt.Fprintln(w)
-	var table bytes.Buffer
-	tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
+	tw := runner.NewTable(w)
 	fmt.Fprintln(tw, "scenario\tmetric\tdirect\tproxied\tproxied vs direct\ttarget")
 	for _, res := range r.Results {
 		var cmp string
@@ -57,16 +51,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", scenarioLabel(res.Scenario, s), metricLabel(res.Metric),
 			formatValue(res.Direct), formatValue(res.Proxied), cmp, target)
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	// Rows without a target end in padding; drop it.
-	for line := range strings.Lines(table.String()) {
-		if _, err := io.WriteString(w, strings.TrimRight(line, " \n")+"\n"); err != nil {
-			return err
-		}
-	}
-	return nil
+	return tw.Flush()
 }
 
 // scenarioLabel names a scenario in the table.

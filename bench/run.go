@@ -28,13 +28,7 @@ type Report struct {
 }
 
 // Machine describes where a report was measured.
-type Machine struct {
-	CPUs       int    `json:"cpus"`
-	GOMAXPROCS int    `json:"gomaxprocs"`
-	GoVersion  string `json:"go_version"`
-	OS         string `json:"os"`
-	Arch       string `json:"arch"`
-}
+type Machine = runner.Machine
 
 // Settings are the Options a report was measured with, defaults filled in.
 type Settings struct {
@@ -95,14 +89,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	began := time.Now()
 	rep := &Report{
-		Time: began.UTC().Truncate(time.Second),
-		Machine: Machine{
-			CPUs:       runtime.NumCPU(),
-			GOMAXPROCS: runtime.GOMAXPROCS(0),
-			GoVersion:  runtime.Version(),
-			OS:         runtime.GOOS,
-			Arch:       runtime.GOARCH,
-		},
+		Time:    began.UTC().Truncate(time.Second),
+		Machine: runner.ThisMachine(),
 		Settings: Settings{
 			Duration:    o.Duration.String(),
 			Warmup:      o.Warmup.String(),

@@ -1,18 +1,14 @@
 package completeness
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
-	"text/tabwriter"
+
+	"github.com/amber-kafka/amber/bench/runner"
 )
 
 // WriteJSON writes r as indented JSON.
-func (r *Report) WriteJSON(w io.Writer) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(r)
-}
+func (r *Report) WriteJSON(w io.Writer) error { return runner.WriteJSON(w, r) }
 
 // WriteTable writes r for people: the machine and settings, then per
 // shape the median MB/s of each measurement, CPU seconds per GB, and the
@@ -22,7 +18,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "amber-completeness-bench  %s  %d CPUs  %s  took %s\n", r.Time.Format("2006-01-02 15:04Z"), r.CPUs, r.Go, r.Elapsed)
 	fmt.Fprintf(w, "kfake %d brokers, %d partitions, %d B records, %d MiB per shape; archive in %s; %d rounds; medians\n\n",
 		o.Brokers, o.Partitions, o.RecordBytes, o.ShapeBytes>>20, o.Store, o.Rounds)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := runner.NewTable(w)
 	fmt.Fprintln(tw, "shape\tbatches\tlog\tarchive\tconsume\tbackfill\tbackfill/consume\tbackfill fetch side\tverify\tverify --against")
 	for _, s := range r.Shapes {
 		verdict := "ok"

@@ -1,16 +1,12 @@
 package restorebench
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/amber-kafka/amber/bench/runner"
@@ -31,11 +27,7 @@ type Report struct {
 
 // Machine describes where a report was measured.
 type Machine struct {
-	CPUs       int    `json:"cpus"`
-	GOMAXPROCS int    `json:"gomaxprocs"`
-	GoVersion  string `json:"go_version"`
-	OS         string `json:"os"`
-	Arch       string `json:"arch"`
+	runner.Machine
 	// Load is the 1-minute load average before and after the run (Linux
 	// only): on a shared machine, what else was running.
 	Load [2]float64 `json:"load,omitempty"`
@@ -93,9 +85,8 @@ func loadAverage() float64 {
 
 func newReport(o *Options, began time.Time) *Report {
 	return &Report{
-		Time: began.UTC().Truncate(time.Second),
-		Machine: Machine{CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), GoVersion: runtime.Version(),
-			OS: runtime.GOOS, Arch: runtime.GOARCH, Load: [2]float64{loadAverage(), 0}},
+		Time:    began.UTC().Truncate(time.Second),
+		Machine: Machine{Machine: runner.ThisMachine(), Load: [2]float64{loadAverage(), 0}},
 		Settings: Settings{Rounds: o.Rounds, Brokers: o.Brokers, Partitions: o.Partitions, RecordBytes: o.RecordBytes,
 			ShapeBytes: o.ShapeBytes, Modes: slices.Clone(o.Modes), Parallelism: o.Parallelism},
 	}
@@ -153,11 +144,7 @@ func (r *Report) Passed() bool {
 }
 
 // WriteJSON writes r as indented JSON.
-func (r *Report) WriteJSON(w io.Writer) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(r)
-}
+func (r *Report) WriteJSON(w io.Writer) error { return runner.WriteJSON(w, r) }
 
 // WriteTable writes r for people: the machine and settings, then per
 // shape one line per mode, and the restore/produce ratios.
@@ -176,8 +163,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "kfake %d brokers in process, %d partitions, %d B values, %d MiB per shape, restore parallelism %s; medians of %d rounds\n",
 		s.Brokers, s.Partitions, s.RecordBytes, s.ShapeBytes>>20, par, s.Rounds)
 	fmt.Fprintf(w, "MB = 10^6 bytes of keys and values; CPU = the whole process (client and kfake)\n\n")
-	var table bytes.Buffer
-	tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
+	tw := runner.NewTable(w)
 	fmt.Fprintln(tw, "shape\tbatches\tmode\tMB/s\tCPU s/GB\tMB/s per core\trestore/produce")
 	for _, sr := range r.Shapes {
 		for i, mr := range sr.Modes {
@@ -202,11 +188,6 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return err
-	}
-	for line := range strings.Lines(table.String()) {
-		if _, err := io.WriteString(w, strings.TrimRight(line, " \n")+"\n"); err != nil {
-			return err
-		}
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "\nnote: %s\n", n)
