@@ -84,7 +84,7 @@ func runProxy(args []string, stdout, stderr io.Writer) error {
 	fs.Int64Var(&cfg.maxPending, "journal-max-pending-bytes", archive.DefaultMaxPendingBytes, "bytes that may wait for the journal before new batches are refused (and become holes)")
 	fs.StringVar(&cfg.archiveURL, "archive", "", "where the journal is uploaded: s3://bucket/prefix, file:///dir or a path (default DATA/archive)")
 	fs.DurationVar(&cfg.flushInterval, "flush-interval", archive.DefaultFlushInterval, "upload at least this often")
-	fs.IntVar(&cfg.flushBytes, "flush-bytes", archive.DefaultFlushBytes, "upload as soon as this many bytes wait; also the segment size")
+	fs.IntVar(&cfg.flushBytes, "flush-bytes", archive.DefaultFlushBytes, "the segment size, as stored: an upload starts once about this much waits, counted compressed (up to 4x as much raw for compressible data)")
 	fs.Int64Var(&cfg.maxBacklog, "max-backlog-bytes", 10<<30, "bytes that may wait for upload (object store down) before new batches are refused, become holes, and /readyz fails; 0 for no cap")
 	fs.BoolVar(&cfg.fetchNodeEnds, "fetch-node-endpoints", false, "let clients use Fetch v16+ (KIP-951 NodeEndpoints), decoding every Fetch response to rewrite them; off: Fetch is capped at v15 and large responses are spliced, about half the proxy's CPU per GB fetched")
 	fs.DurationVar(&cfg.uploadTimeout, "upload-timeout", archive.DefaultAttemptTimeout, "longest one upload attempt may take before it is retried")
