@@ -143,7 +143,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(&b, "%d rounds of %s windows after %s warm-up, variants rotated per round; medians; ratios are medians of per-round ratios\n",
 		s.Rounds, s.Duration, s.Warmup)
 	if len(r.Journal) > 0 {
-		fmt.Fprintf(&b, "\n1. journal append, each appender appends one batch and waits for its commit; journal = archive.Journal (Pebble, sync group commit),\n"+
+		fmt.Fprintf(&b, "\n1. journal append, each appender appends one batch and waits for its commit; journal = archive.Journal (batch log + Pebble pointers, sync group commit),\n"+
 			"   raw = same bytes, same grouping, one write(2) + fsync(2) per group, in the same directory (%s)\n", s.Dir)
 		table(&b, "batch\tappenders\tjournal MB/s\traw MB/s\tjournal/raw\tjournal fsync/s\traw fsync/s\tbatches/fsync j/r\tjournal p99 µs\traw p99 µs\tjournal CPU s/GB\traw CPU s/GB\tstalls",
 			func(row func(...any)) {
