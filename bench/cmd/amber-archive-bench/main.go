@@ -21,20 +21,17 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
-	"runtime/pprof"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/amber-kafka/amber/bench/archivebench"
+	"github.com/amber-kafka/amber/bench/runner"
 )
 
 func main() {
@@ -45,16 +42,13 @@ func main() {
 // 2 bad usage.
 func run() int {
 	var (
-		o          archivebench.Options
-		scenarios  string
-		sizes      string
-		appenders  string
-		jsonOut    = flag.Bool("json", false, "print the report as JSON instead of a table")
-		jsonFile   = flag.String("json-file", "", "also write the report as JSON to `file` (every run, not only medians)")
-		cpuprofile = flag.String("cpuprofile", "", "write a CPU profile of the whole run to `file`; goroutines carry the pprof label bench=SCENARIO/WHAT, e.g. paced/proxy/tee-sync")
-		quiet      = flag.Bool("q", false, "do not print a progress line per run on stderr")
-		check      = flag.Bool("check", false, "exit 1 if a target or check is missed")
+		o         archivebench.Options
+		scenarios string
+		sizes     string
+		appenders string
+		jsonFile  string
 	)
+	flag.StringVar(&jsonFile, "json-file", "", "also write the report as JSON to `file` (every run, not only medians)")
 	flag.StringVar(&scenarios, "scenarios", strings.Join(archivebench.Scenarios, ","), "comma-separated scenarios to run")
 	flag.IntVar(&o.Rounds, "rounds", archivebench.DefaultRounds, "rounds of the journal, produce and paced scenarios, each running every variant once")
 	flag.DurationVar(&o.Duration, "duration", archivebench.DefaultDuration, "measured window of each journal, produce and paced run")
@@ -71,14 +65,15 @@ func run() int {
 	flag.Int64Var(&o.UploadBytes, "upload-bytes", archivebench.DefaultUploadBytes, "upload scenario: bytes of record values produced per round")
 	flag.IntVar(&o.FlushBytes, "flush-bytes", archivebench.DefaultFlushBytes, "upload scenario: the uploader's segment size (amber proxy --flush-bytes)")
 	flag.StringVar(&o.MinIO, "minio", "", "MinIO server binary (default: $AMBER_MINIO, .tools/bin/minio, PATH)")
-	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "usage: amber-archive-bench [flags]\n\n"+
-			"Measures the journal, the tee and the uploader against their baselines.\n\n")
-		flag.PrintDefaults()
+	c := &runner.Command{
+		Name:          "amber-archive-bench",
+		Summary:       "Measures the journal, the tee and the uploader against their baselines.",
+		ProfileLabels: "goroutines carry the pprof label bench=SCENARIO/WHAT, e.g. paced/proxy/tee-sync",
+		ProgressPer:   "run",
+		Check:         "a target or check is missed",
+		Missed:        "a target was missed",
 	}
-	flag.Parse()
-	if flag.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "amber-archive-bench: unexpected arguments %q\n", flag.Args())
+	if !c.Parse(flag.CommandLine, os.Args[1:]) {
 		return 2
 	}
 	var err error
@@ -87,70 +82,30 @@ func run() int {
 		o.Appenders, err = ints(appenders)
 	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "amber-archive-bench: %v\n", err)
-		return 2
+		return c.BadUsage(err)
 	}
-	if !*quiet {
-		o.Progress = os.Stderr
+	o.Progress = c.Progress()
+	// Errors only, without stack traces, not runner.Logger's warnings: the
+	// journal's write-stall warnings are counted in the report instead of
+	// printed.
+	if o.Logger, err = zap.NewDevelopment(zap.IncreaseLevel(zap.ErrorLevel), zap.AddStacktrace(zapcore.FatalLevel)); err != nil {
+		return c.Fail(err)
 	}
-	// Errors only, without stack traces: the journal's write-stall
-	// warnings are counted in the report instead of printed.
-	log, err := zap.NewDevelopment(zap.IncreaseLevel(zap.ErrorLevel), zap.AddStacktrace(zapcore.FatalLevel))
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "amber-archive-bench: %v\n", err)
-		return 1
-	}
-	o.Logger = log
 	if err := o.EnsureDefaults().Validate(); err != nil {
-		fmt.Fprintf(os.Stderr, "amber-archive-bench: %v\n", err)
-		return 2
+		return c.BadUsage(err)
 	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
+	return c.Run(func(ctx context.Context) (runner.Report, error) {
+		rep, err := archivebench.Run(ctx, o)
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "amber-archive-bench: %v\n", err)
-			return 1
+			return nil, err
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintf(os.Stderr, "amber-archive-bench: start CPU profile: %v\n", err)
-			return 1
+		if jsonFile != "" {
+			if err := writeJSONFile(rep, jsonFile); err != nil {
+				return nil, err
+			}
 		}
-		defer pprof.StopCPUProfile()
-	}
-
-	rep, err := archivebench.Run(ctx, o)
-	if err != nil {
-		if errors.Is(err, context.Canceled) {
-			fmt.Fprintln(os.Stderr, "amber-archive-bench: interrupted")
-		} else {
-			fmt.Fprintf(os.Stderr, "amber-archive-bench: %v\n", err)
-		}
-		return 1
-	}
-	if *jsonFile != "" {
-		if err := writeJSONFile(rep, *jsonFile); err != nil {
-			fmt.Fprintf(os.Stderr, "amber-archive-bench: %v\n", err)
-			return 1
-		}
-	}
-	if *jsonOut {
-		err = rep.WriteJSON(os.Stdout)
-	} else {
-		err = rep.WriteTable(os.Stdout)
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "amber-archive-bench: %v\n", err)
-		return 1
-	}
-	if *check && !rep.Passed() {
-		fmt.Fprintln(os.Stderr, "amber-archive-bench: a target was missed")
-		return 1
-	}
-	return 0
+		return rep, nil
+	})
 }
 
 func writeJSONFile(rep *archivebench.Report, path string) error {
