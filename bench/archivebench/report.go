@@ -2,12 +2,11 @@ package archivebench
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
-	"strings"
-	"text/tabwriter"
 	"time"
+
+	"github.com/amber-kafka/amber/bench/runner"
 )
 
 // Report is the outcome of Run.
@@ -24,13 +23,7 @@ type Report struct {
 }
 
 // Machine describes where a report was measured.
-type Machine struct {
-	CPUs       int    `json:"cpus"`
-	GOMAXPROCS int    `json:"gomaxprocs"`
-	GoVersion  string `json:"go_version"`
-	OS         string `json:"os"`
-	Arch       string `json:"arch"`
-}
+type Machine = runner.Machine
 
 // Settings are the Options a report was measured with, defaults filled in.
 type Settings struct {
@@ -127,11 +120,7 @@ func (r *Report) Passed() bool {
 }
 
 // WriteJSON writes r as indented JSON.
-func (r *Report) WriteJSON(w io.Writer) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(r)
-}
+func (r *Report) WriteJSON(w io.Writer) error { return runner.WriteJSON(w, r) }
 
 // WriteTable writes r for people: a header naming the machine and
 // settings, then one table per scenario and the targets.
@@ -216,8 +205,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 // table writes a tab-aligned table with header and the rows fill adds,
 // trailing blanks trimmed.
 func table(w *bytes.Buffer, header string, fill func(row func(...any))) {
-	var t bytes.Buffer
-	tw := tabwriter.NewWriter(&t, 0, 0, 2, ' ', 0)
+	tw := runner.NewTable(w)
 	fmt.Fprintln(tw, header)
 	fill(func(cells ...any) {
 		for i, c := range cells {
@@ -228,10 +216,7 @@ func table(w *bytes.Buffer, header string, fill func(row func(...any))) {
 		}
 		fmt.Fprintln(tw)
 	})
-	tw.Flush()
-	for line := range strings.Lines(t.String()) {
-		w.WriteString(strings.TrimRight(line, " \n") + "\n")
-	}
+	tw.Flush() // writes to a bytes.Buffer: no error
 }
 
 // num prints a value with as many decimals as its size deserves.

@@ -3,9 +3,10 @@ package archivebench
 import (
 	"context"
 	"fmt"
-	"runtime"
 	"slices"
 	"time"
+
+	"github.com/amber-kafka/amber/bench/runner"
 )
 
 // Targets from the issue that asked for the tee and uploader.
@@ -35,11 +36,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	o.Logger = o.stalls.wrap(o.Logger)
 	began := time.Now()
 	rep := &Report{
-		Time: began.UTC().Truncate(time.Second),
-		Machine: Machine{
-			CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0),
-			GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH,
-		},
+		Time:    began.UTC().Truncate(time.Second),
+		Machine: runner.ThisMachine(),
 		Settings: Settings{
 			Scenarios: slices.Clone(o.Scenarios), Rounds: o.Rounds, Duration: o.Duration.String(), Warmup: o.Warmup.String(),
 			Dir: o.Dir, BatchSizes: o.BatchSizes, Appenders: o.Appenders, Brokers: o.Brokers, Partitions: o.Partitions,
