@@ -6,7 +6,7 @@ GO    ?= go
 # Fuzz targets run briefly in `make test`, longer in `make fuzz`.
 FUZZ_SMOKE ?= 5s
 FUZZ_LONG  ?= 2m
-FUZZ_TARGETS := ./protocol:FuzzFrameAndHeader ./protocol:FuzzRewriteAddresses ./protocol:FuzzSplitBatches ./archive:FuzzTeeProducePairing ./archive:FuzzDecodeIndex ./archive:FuzzSegmentBlock
+FUZZ_TARGETS := ./protocol:FuzzFrameAndHeader ./protocol:FuzzRewriteAddresses ./protocol:FuzzSplitBatches ./archive:FuzzTeeProducePairing ./archive:FuzzDecodeIndex ./archive:FuzzSegmentBlock ./archive:FuzzBatchLogRecords
 
 .PHONY: build demo test test-deps vet unit fuzz-smoke fuzz bench helm-lint image clean
 
