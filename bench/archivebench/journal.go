@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/amber-kafka/amber/archive"
+	"github.com/amber-kafka/amber/bench/runner"
 )
 
 // Journal variants.
@@ -139,11 +140,11 @@ func appendWindow(ctx context.Context, o Options, l appendLog, batchBytes, appen
 		}
 	})
 	sleep(ctx, o.Warmup)
-	s0, c0, t0 := l.syncs(), processCPU(), time.Now()
+	s0, c0, t0 := l.syncs(), runner.ProcessCPU(), time.Now()
 	measuring.Store(true)
 	sleep(ctx, o.Duration)
 	measuring.Store(false)
-	s1, c1, elapsed := l.syncs(), processCPU(), time.Since(t0)
+	s1, c1, elapsed := l.syncs(), runner.ProcessCPU(), time.Since(t0)
 	stop.Store(true)
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/amber-kafka/amber/archive"
+	"github.com/amber-kafka/amber/bench/runner"
 	"github.com/amber-kafka/amber/proxy"
 )
 
@@ -262,9 +263,9 @@ func ProduceThroughput(ctx context.Context, o Options, tp *TeeProxy) (ProduceRun
 		}()
 		err := fail.sleep(ctx, o.Warmup)
 		if err == nil {
-			n0, m0, c0 := acked.Load(), tp.mark(), processCPU()
+			n0, m0, c0 := acked.Load(), tp.mark(), runner.ProcessCPU()
 			err = fail.sleep(ctx, o.Duration)
-			n1, m1, c1 := acked.Load(), tp.mark(), processCPU()
+			n1, m1, c1 := acked.Load(), tp.mark(), runner.ProcessCPU()
 			d := m1.at.Sub(m0.at)
 			b := (n1 - n0) * int64(o.RecordBytes)
 			out = ProduceRun{MBPerSec: mbps(b, d), RecordsPerSec: float64(n1-n0) / d.Seconds(), CPUPerGB: perGB((c1 - c0).Seconds(), b)}
@@ -344,10 +345,10 @@ func PacedProduce(ctx context.Context, o Options, tp *TeeProxy, rate float64) (P
 		for sent := int64(0); fail.get() == nil; time.Sleep(pacerTick) {
 			now := time.Now()
 			if !opened && !now.Before(open) {
-				opened, m0, c0 = true, tp.mark(), processCPU()
+				opened, m0, c0 = true, tp.mark(), runner.ProcessCPU()
 			}
 			if !now.Before(end) {
-				m1, c1 = tp.mark(), processCPU()
+				m1, c1 = tp.mark(), runner.ProcessCPU()
 				break
 			}
 			due := int64(now.Sub(start).Seconds()*rate) + 1

@@ -5,24 +5,11 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"slices"
 	"strconv"
 	"time"
-)
 
-// median is the median of xs (the mean of the middle two for an even
-// count), NaN for none. xs is not modified.
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return math.NaN()
-	}
-	s := slices.Sorted(slices.Values(xs))
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
-}
+	"github.com/amber-kafka/amber/bench/runner"
+)
 
 // medianOf is the median of value over runs.
 func medianOf[T any](runs []T, value func(T) float64) float64 {
@@ -30,7 +17,7 @@ func medianOf[T any](runs []T, value func(T) float64) float64 {
 	for i, r := range runs {
 		xs[i] = value(r)
 	}
-	return median(xs)
+	return runner.Median(xs)
 }
 
 // pairedRatio is the median over rounds of value(a[i]) / value(b[i]):
@@ -42,7 +29,7 @@ func pairedRatio[T any](a, b []T, value func(T) float64) float64 {
 	for i := range n {
 		xs = append(xs, value(a[i])/value(b[i]))
 	}
-	return median(xs)
+	return runner.Median(xs)
 }
 
 // percentile is the nearest-rank q-quantile (0 < q ≤ 1) of sorted, zero

@@ -16,6 +16,7 @@ import (
 
 	"github.com/amber-kafka/amber/archive"
 	"github.com/amber-kafka/amber/archive/s3"
+	"github.com/amber-kafka/amber/bench/runner"
 )
 
 // Upload variants: three ways to write the same objects to the same MinIO.
@@ -244,9 +245,9 @@ func (e *UploadEnv) round(ctx context.Context, cfg UploadConfig, key *archive.Ke
 // transfer times fn, which writes objects and returns their bytes, with
 // this process's and MinIO's CPU.
 func (e *UploadEnv) transfer(valueBytes int64, fn func() (int64, error)) (Transfer, error) {
-	t0, c0, m0 := time.Now(), processCPU(), pidCPU(e.minio.Pid())
+	t0, c0, m0 := time.Now(), runner.ProcessCPU(), pidCPU(e.minio.Pid())
 	n, err := fn()
-	d, c1, m1 := time.Since(t0), processCPU(), pidCPU(e.minio.Pid())
+	d, c1, m1 := time.Since(t0), runner.ProcessCPU(), pidCPU(e.minio.Pid())
 	if err != nil {
 		return Transfer{}, err
 	}
