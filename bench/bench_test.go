@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/amber-kafka/amber/bench/runner"
 )
 
 // The Benchmark functions are the same workloads as the runner's
@@ -73,10 +75,10 @@ func BenchmarkProduce(b *testing.B) {
 		b.Run("mode="+m.String(), func(b *testing.B) {
 			value := recordValue(env.opts.RecordBytes)
 			err := env.withClient(context.Background(), m, env.produceOpts(env.opts.linger()), func(ctx context.Context, cl *kgo.Client) error {
-				fail := newFirstErr()
+				fail := runner.NewFirstErr()
 				promise := func(_ *kgo.Record, err error) {
 					if err != nil {
-						fail.set(err)
+						fail.Set(err)
 					}
 				}
 				b.SetBytes(int64(len(value)))
@@ -87,7 +89,7 @@ func BenchmarkProduce(b *testing.B) {
 				if err := flush(ctx, cl); err != nil {
 					return err
 				}
-				return fail.get()
+				return fail.Err()
 			})
 			if err != nil {
 				b.Fatal(err)

@@ -8,6 +8,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/amber-kafka/amber/bench/runner"
 )
 
 // NewConsumeEnv is an Env whose brokers answer every fetch with copies of
@@ -34,7 +36,7 @@ func (e *Env) ConsumeThroughput(ctx context.Context, m Mode) (Throughput, error)
 	}, func(ctx context.Context, cl *kgo.Client) error {
 		var (
 			records, bytes atomic.Int64
-			fail           = newFirstErr()
+			fail           = runner.NewFirstErr()
 			done           = make(chan struct{})
 		)
 		pollCtx, stop := context.WithCancel(ctx)
@@ -45,7 +47,7 @@ func (e *Env) ConsumeThroughput(ctx context.Context, m Mode) (Throughput, error)
 				fs := cl.PollFetches(pollCtx)
 				for _, fe := range fs.Errors() {
 					if pollCtx.Err() == nil || !errors.Is(fe.Err, context.Canceled) {
-						fail.set(fmt.Errorf("fetch %s/%d: %w", fe.Topic, fe.Partition, fe.Err))
+						fail.Set(fmt.Errorf("fetch %s/%d: %w", fe.Topic, fe.Partition, fe.Err))
 						return
 					}
 				}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"runtime/pprof"
-	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -155,56 +154,15 @@ func (t Throughput) CPUPerGB() float64 { return t.CPU.Seconds() / (float64(t.Byt
 // window waits out the warm-up, then reads count and the process's CPU
 // time when the measured window opens and when it closes. It returns early with the first error the
 // workload reports to fail.
-func (e *Env) window(ctx context.Context, count func() (records, bytes int64), fail *firstErr) (Throughput, error) {
-	if err := fail.sleep(ctx, e.opts.Warmup); err != nil {
+func (e *Env) window(ctx context.Context, count func() (records, bytes int64), fail *runner.FirstErr) (Throughput, error) {
+	if err := fail.Sleep(ctx, e.opts.Warmup); err != nil {
 		return Throughput{}, err
 	}
 	r0, b0 := count()
 	t0, c0 := time.Now(), runner.ProcessCPU()
-	if err := fail.sleep(ctx, e.opts.Duration); err != nil {
+	if err := fail.Sleep(ctx, e.opts.Duration); err != nil {
 		return Throughput{}, err
 	}
 	r1, b1 := count()
 	return Throughput{Records: r1 - r0, Bytes: b1 - b0, Elapsed: time.Since(t0), CPU: runner.ProcessCPU() - c0}, nil
-}
-
-// firstErr keeps the first error reported by any of a workload's
-// goroutines (produce promises, the poll loop).
-type firstErr struct {
-	once sync.Once
-	ch   chan struct{} // closed by the first set
-	err  error         // written once, before ch closes
-}
-
-func newFirstErr() *firstErr { return &firstErr{ch: make(chan struct{})} }
-
-func (f *firstErr) set(err error) {
-	f.once.Do(func() {
-		f.err = err
-		close(f.ch)
-	})
-}
-
-// get returns the first error set, or nil.
-func (f *firstErr) get() error {
-	select {
-	case <-f.ch:
-		return f.err
-	default:
-		return nil
-	}
-}
-
-// sleep waits d, returning early with the first error set or ctx's.
-func (f *firstErr) sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-f.ch:
-		return f.err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

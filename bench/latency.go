@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/amber-kafka/amber/bench/runner"
 )
 
 // pacerTick is how often the paced producer wakes to catch up with its
@@ -89,7 +91,7 @@ func (e *Env) PacedLatency(ctx context.Context, m Mode, rate float64) (Latency, 
 	err := e.withClient(ctx, m, e.produceOpts(e.opts.linger()), func(ctx context.Context, cl *kgo.Client) error {
 		var (
 			value = recordValue(e.opts.RecordBytes)
-			fail  = newFirstErr()
+			fail  = runner.NewFirstErr()
 			start = time.Now()
 			open  = start.Add(e.opts.Warmup)
 			end   = open.Add(e.opts.Duration)
@@ -99,7 +101,7 @@ func (e *Env) PacedLatency(ctx context.Context, m Mode, rate float64) (Latency, 
 		pool := sync.Pool{New: func() any { return new(kgo.Record) }}
 		promise := func(r *kgo.Record, err error) {
 			if err != nil {
-				fail.set(fmt.Errorf("produce: %w", err))
+				fail.Set(fmt.Errorf("produce: %w", err))
 			} else if t := r.Timestamp; !t.Before(open) && t.Before(end) {
 				d := time.Since(t)
 				mu.Lock()
@@ -108,7 +110,7 @@ func (e *Env) PacedLatency(ctx context.Context, m Mode, rate float64) (Latency, 
 			}
 			pool.Put(r)
 		}
-		for sent := int64(0); fail.get() == nil; time.Sleep(pacerTick) {
+		for sent := int64(0); fail.Err() == nil; time.Sleep(pacerTick) {
 			now := time.Now()
 			if !now.Before(end) {
 				break
@@ -123,7 +125,7 @@ func (e *Env) PacedLatency(ctx context.Context, m Mode, rate float64) (Latency, 
 		if err := flush(ctx, cl); err != nil {
 			return err
 		}
-		if err := fail.get(); err != nil {
+		if err := fail.Err(); err != nil {
 			return err
 		}
 		mu.Lock()

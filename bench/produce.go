@@ -10,6 +10,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/amber-kafka/amber/bench/runner"
 )
 
 // NewProduceEnv is an Env whose brokers acknowledge produced records and
@@ -30,7 +32,7 @@ func (e *Env) ProduceThroughput(ctx context.Context, m Mode) (Throughput, error)
 		var (
 			value = recordValue(e.opts.RecordBytes)
 			acked atomic.Int64
-			fail  = newFirstErr()
+			fail  = runner.NewFirstErr()
 			stop  atomic.Bool
 			done  = make(chan struct{})
 		)
@@ -39,7 +41,7 @@ func (e *Env) ProduceThroughput(ctx context.Context, m Mode) (Throughput, error)
 		pool := sync.Pool{New: func() any { return &kgo.Record{Value: value} }}
 		promise := func(r *kgo.Record, err error) {
 			if err != nil {
-				fail.set(fmt.Errorf("produce: %w", err))
+				fail.Set(fmt.Errorf("produce: %w", err))
 			} else {
 				acked.Add(1)
 			}
@@ -54,7 +56,7 @@ func (e *Env) ProduceThroughput(ctx context.Context, m Mode) (Throughput, error)
 		defer cancel()
 		go func() {
 			defer close(done)
-			for !stop.Load() && fail.get() == nil {
+			for !stop.Load() && fail.Err() == nil {
 				cl.Produce(produceCtx, pool.Get().(*kgo.Record), promise)
 			}
 		}()

@@ -238,14 +238,14 @@ func ProduceThroughput(ctx context.Context, o Options, tp *TeeProxy) (ProduceRun
 		var (
 			vals  = newValues(PayloadIncompressible, o.RecordBytes, 0)
 			acked atomic.Int64
-			fail  = newFirstErr()
+			fail  = runner.NewFirstErr()
 			stop  atomic.Bool
 			done  = make(chan struct{})
 		)
 		pool := sync.Pool{New: func() any { return new(kgo.Record) }}
 		promise := func(r *kgo.Record, err error) {
 			if err != nil {
-				fail.set(fmt.Errorf("produce: %w", err))
+				fail.Set(fmt.Errorf("produce: %w", err))
 			} else {
 				acked.Add(1)
 			}
@@ -255,16 +255,16 @@ func ProduceThroughput(ctx context.Context, o Options, tp *TeeProxy) (ProduceRun
 		defer cancel()
 		go func() {
 			defer close(done)
-			for !stop.Load() && fail.get() == nil {
+			for !stop.Load() && fail.Err() == nil {
 				r := pool.Get().(*kgo.Record)
 				*r = kgo.Record{Value: vals.get()}
 				cl.Produce(produceCtx, r, promise)
 			}
 		}()
-		err := fail.sleep(ctx, o.Warmup)
+		err := fail.Sleep(ctx, o.Warmup)
 		if err == nil {
 			n0, m0, c0 := acked.Load(), tp.mark(), runner.ProcessCPU()
-			err = fail.sleep(ctx, o.Duration)
+			err = fail.Sleep(ctx, o.Duration)
 			n1, m1, c1 := acked.Load(), tp.mark(), runner.ProcessCPU()
 			d := m1.at.Sub(m0.at)
 			b := (n1 - n0) * int64(o.RecordBytes)
@@ -285,7 +285,7 @@ func ProduceThroughput(ctx context.Context, o Options, tp *TeeProxy) (ProduceRun
 			err = ferr
 		}
 		if err == nil {
-			err = fail.get()
+			err = fail.Err()
 		}
 		return err
 	})
@@ -314,7 +314,7 @@ func PacedProduce(ctx context.Context, o Options, tp *TeeProxy, rate float64) (P
 	err := tp.withClient(ctx, &o, ScenarioPaced, func(ctx context.Context, cl *kgo.Client) error {
 		var (
 			vals   = newValues(PayloadIncompressible, o.RecordBytes, 0)
-			fail   = newFirstErr()
+			fail   = runner.NewFirstErr()
 			start  = time.Now()
 			open   = start.Add(o.Warmup)
 			end    = open.Add(o.Duration)
@@ -329,7 +329,7 @@ func PacedProduce(ctx context.Context, o Options, tp *TeeProxy, rate float64) (P
 		promise := func(r *kgo.Record, err error) {
 			now := time.Now()
 			if err != nil {
-				fail.set(fmt.Errorf("produce: %w", err))
+				fail.Set(fmt.Errorf("produce: %w", err))
 			} else {
 				if !now.Before(open) && now.Before(end) {
 					inWin.Add(1)
@@ -342,7 +342,7 @@ func PacedProduce(ctx context.Context, o Options, tp *TeeProxy, rate float64) (P
 			}
 			pool.Put(r)
 		}
-		for sent := int64(0); fail.get() == nil; time.Sleep(pacerTick) {
+		for sent := int64(0); fail.Err() == nil; time.Sleep(pacerTick) {
 			now := time.Now()
 			if !opened && !now.Before(open) {
 				opened, m0, c0 = true, tp.mark(), runner.ProcessCPU()
@@ -361,7 +361,7 @@ func PacedProduce(ctx context.Context, o Options, tp *TeeProxy, rate float64) (P
 		if err := flush(ctx, cl); err != nil {
 			return err
 		}
-		if err := fail.get(); err != nil {
+		if err := fail.Err(); err != nil {
 			return err
 		}
 		if !opened {
@@ -407,47 +407,6 @@ func flush(ctx context.Context, cl *kgo.Client) error {
 		return fmt.Errorf("flush: %w", err)
 	}
 	return nil
-}
-
-// firstErr keeps the first error reported by any of a workload's
-// goroutines.
-type firstErr struct {
-	once sync.Once
-	ch   chan struct{} // closed by the first set
-	err  error         // written once, before ch closes
-}
-
-func newFirstErr() *firstErr { return &firstErr{ch: make(chan struct{})} }
-
-func (f *firstErr) set(err error) {
-	f.once.Do(func() {
-		f.err = err
-		close(f.ch)
-	})
-}
-
-// get returns the first error set, or nil.
-func (f *firstErr) get() error {
-	select {
-	case <-f.ch:
-		return f.err
-	default:
-		return nil
-	}
-}
-
-// sleep waits d, returning early with the first error set or ctx's.
-func (f *firstErr) sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-f.ch:
-		return f.err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // labels are the pprof labels of a goroutine doing what (kfake, proxy/…,

@@ -316,22 +316,22 @@ func (e *UploadEnv) fill(ctx context.Context, tp *TeeProxy, payload string) (int
 	n := e.o.UploadBytes / int64(e.o.RecordBytes)
 	vals := newValues(payload, e.o.RecordBytes, e.o.UploadBytes)
 	var acked atomic.Int64
-	fail := newFirstErr()
+	fail := runner.NewFirstErr()
 	err := tp.withClient(ctx, &e.o, ScenarioUpload, func(ctx context.Context, cl *kgo.Client) error {
 		promise := func(_ *kgo.Record, err error) {
 			if err != nil {
-				fail.set(fmt.Errorf("produce: %w", err))
+				fail.Set(fmt.Errorf("produce: %w", err))
 			} else {
 				acked.Add(1)
 			}
 		}
-		for i := int64(0); i < n && fail.get() == nil; i++ {
+		for i := int64(0); i < n && fail.Err() == nil; i++ {
 			cl.Produce(ctx, &kgo.Record{Value: vals.get()}, promise)
 		}
 		if err := flush(ctx, cl); err != nil {
 			return err
 		}
-		return fail.get()
+		return fail.Err()
 	})
 	return acked.Load() * int64(e.o.RecordBytes), err
 }
