@@ -58,16 +58,6 @@ func TestRun(t *testing.T) {
 	}
 }
 
-func TestPercentile(t *testing.T) {
-	var lat []time.Duration
-	for i := 1; i <= 100; i++ {
-		lat = append(lat, time.Duration(i))
-	}
-	if p50, p99, p100 := percentile(lat, .5), percentile(lat, .99), percentile(lat, 1); p50 != 50 || p99 != 99 || p100 != 100 {
-		t.Errorf("p50 %d p99 %d p100 %d, want 50 99 100", p50, p99, p100)
-	}
-}
-
 // BenchmarkProduce produces b.N records asynchronously, as ScenarioProduce.
 func BenchmarkProduce(b *testing.B) {
 	env := newEnv(b, NewProduceEnv)
@@ -152,8 +142,8 @@ func BenchmarkProduceSync(b *testing.B) {
 				b.Fatal(err)
 			}
 			l := summarize(lat, b.Elapsed())
-			b.ReportMetric(micros(l.P50), "p50-µs")
-			b.ReportMetric(micros(l.P99), "p99-µs")
+			b.ReportMetric(runner.Micros(l.P50), "p50-µs")
+			b.ReportMetric(runner.Micros(l.P99), "p99-µs")
 		})
 	}
 }

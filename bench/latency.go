@@ -35,9 +35,9 @@ func summarize(lat []time.Duration, elapsed time.Duration) Latency {
 	return Latency{
 		Samples: len(lat),
 		Elapsed: elapsed,
-		P50:     percentile(lat, 0.50),
-		P99:     percentile(lat, 0.99),
-		Max:     percentile(lat, 1),
+		P50:     runner.Percentile(lat, 0.50),
+		P99:     runner.Percentile(lat, 0.99),
+		Max:     runner.Percentile(lat, 1),
 	}
 }
 

@@ -218,8 +218,8 @@ func throughputResults(scenario string, runs map[Mode][]Throughput) []Result {
 // TargetAddedP99Micros.
 func latencyResults(scenario string, runs map[Mode][]Latency) []Result {
 	return []Result{
-		newResult(scenario, "p50_us", runs, func(l Latency) float64 { return micros(l.P50) }).added(0),
-		newResult(scenario, "p99_us", runs, func(l Latency) float64 { return micros(l.P99) }).added(TargetAddedP99Micros),
+		newResult(scenario, "p50_us", runs, func(l Latency) float64 { return runner.Micros(l.P50) }).added(0),
+		newResult(scenario, "p99_us", runs, func(l Latency) float64 { return runner.Micros(l.P99) }).added(TargetAddedP99Micros),
 	}
 }
 
@@ -273,5 +273,5 @@ func (t Throughput) String() string {
 }
 
 func (l Latency) String() string {
-	return fmt.Sprintf("p50 %6.0f µs  p99 %6.0f µs  max %6.0f µs  %8.0f records/s", micros(l.P50), micros(l.P99), micros(l.Max), l.RecordsPerSec())
+	return fmt.Sprintf("p50 %6.0f µs  p99 %6.0f µs  max %6.0f µs  %8.0f records/s", runner.Micros(l.P50), runner.Micros(l.P99), runner.Micros(l.Max), l.RecordsPerSec())
 }

@@ -161,8 +161,8 @@ func appendWindow(ctx context.Context, o Options, l appendLog, batchBytes, appen
 		AppendsPerSec: float64(n) / elapsed.Seconds(),
 		SyncsPerSec:   float64(s1-s0) / elapsed.Seconds(),
 		PerSync:       float64(n) / float64(max(s1-s0, 1)),
-		P50Micros:     micros(percentile(all, 0.50)),
-		P99Micros:     micros(percentile(all, 0.99)),
+		P50Micros:     runner.Micros(runner.Percentile(all, 0.50)),
+		P99Micros:     runner.Micros(runner.Percentile(all, 0.99)),
 		CPUPerGB:      perGB((c1 - c0).Seconds(), b),
 	}, nil
 }

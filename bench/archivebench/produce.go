@@ -376,7 +376,7 @@ func PacedProduce(ctx context.Context, o Options, tp *TeeProxy, rate float64) (P
 		out = ProduceRun{
 			MBPerSec: mbps(b, d), RecordsPerSec: float64(inWin.Load()) / d.Seconds(),
 			CPUPerGB:  perGB((c1 - c0).Seconds(), b),
-			P50Micros: micros(percentile(all, 0.50)), P99Micros: micros(percentile(all, 0.99)),
+			P50Micros: runner.Micros(runner.Percentile(all, 0.50)), P99Micros: runner.Micros(runner.Percentile(all, 0.99)),
 		}
 		tp.finish(&out, m0, m1)
 		return nil
