@@ -63,7 +63,7 @@ func BenchmarkProduce(b *testing.B) {
 	env := newEnv(b, NewProduceEnv)
 	for _, m := range modes {
 		b.Run("mode="+m.String(), func(b *testing.B) {
-			value := recordValue(env.opts.RecordBytes)
+			value := runner.RandomBytes(env.opts.RecordBytes)
 			err := env.withClient(context.Background(), m, env.produceOpts(env.opts.linger()), func(ctx context.Context, cl *kgo.Client) error {
 				fail := runner.NewFirstErr()
 				promise := func(_ *kgo.Record, err error) {
@@ -121,7 +121,7 @@ func BenchmarkProduceSync(b *testing.B) {
 	env := newEnv(b, NewProduceEnv)
 	for _, m := range modes {
 		b.Run("mode="+m.String(), func(b *testing.B) {
-			value := recordValue(env.opts.RecordBytes)
+			value := runner.RandomBytes(env.opts.RecordBytes)
 			lat := make([]time.Duration, 0, b.N)
 			err := env.withClient(context.Background(), m, env.produceOpts(0), func(ctx context.Context, cl *kgo.Client) error {
 				// One unmeasured record opens the connections.

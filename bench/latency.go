@@ -49,7 +49,7 @@ func (e *Env) SyncLatency(ctx context.Context, m Mode) (Latency, error) {
 	var out Latency
 	err := e.withClient(ctx, m, e.produceOpts(0), func(ctx context.Context, cl *kgo.Client) error {
 		var (
-			value = recordValue(e.opts.RecordBytes)
+			value = runner.RandomBytes(e.opts.RecordBytes)
 			r     = new(kgo.Record)
 			lat   = make([]time.Duration, 0, 1<<14)
 			open  = time.Now().Add(e.opts.Warmup)
@@ -90,7 +90,7 @@ func (e *Env) PacedLatency(ctx context.Context, m Mode, rate float64) (Latency, 
 	var out Latency
 	err := e.withClient(ctx, m, e.produceOpts(e.opts.linger()), func(ctx context.Context, cl *kgo.Client) error {
 		var (
-			value = recordValue(e.opts.RecordBytes)
+			value = runner.RandomBytes(e.opts.RecordBytes)
 			fail  = runner.NewFirstErr()
 			start = time.Now()
 			open  = start.Add(e.opts.Warmup)

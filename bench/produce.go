@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"math/rand"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,7 +29,7 @@ func (e *Env) ProduceThroughput(ctx context.Context, m Mode) (Throughput, error)
 	var out Throughput
 	err := e.withClient(ctx, m, e.produceOpts(e.opts.linger()), func(ctx context.Context, cl *kgo.Client) error {
 		var (
-			value = recordValue(e.opts.RecordBytes)
+			value = runner.RandomBytes(e.opts.RecordBytes)
 			acked atomic.Int64
 			fail  = runner.NewFirstErr()
 			stop  atomic.Bool
@@ -105,12 +104,4 @@ func flush(ctx context.Context, cl *kgo.Client) error {
 		return fmt.Errorf("flush: %w", err)
 	}
 	return nil
-}
-
-// recordValue is an n-byte value of random bytes, the same every run, so
-// that a codec anywhere on the path would find nothing to gain.
-func recordValue(n int) []byte {
-	v := make([]byte, n)
-	rand.New(rand.NewSource(1)).Read(v)
-	return v
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -102,8 +101,7 @@ func AppendThroughput(ctx context.Context, o Options, variant string, batchBytes
 // appendWindow runs the appenders against l through the warm-up and the
 // measured window.
 func appendWindow(ctx context.Context, o Options, l appendLog, batchBytes, appenders int, variant string) (AppendRun, error) {
-	data := make([]byte, batchBytes)
-	rand.New(rand.NewSource(1)).Read(data) // incompressible: Pebble's block compression gains nothing
+	data := runner.RandomBytes(batchBytes) // incompressible: Pebble's block compression gains nothing
 	var (
 		measuring atomic.Bool
 		stop      atomic.Bool

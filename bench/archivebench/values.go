@@ -5,6 +5,8 @@ import (
 	"math/rand"
 	"sync"
 	"sync/atomic"
+
+	"github.com/amber-kafka/amber/bench/runner"
 )
 
 // valuePoolBytes is the size of the pools record values are cut from.
@@ -55,8 +57,7 @@ func newValues(payload string, size int, need int64) *values {
 		textPoolMu.Unlock()
 	default:
 		randomPoolOnce.Do(func() {
-			randomPool = make([]byte, valuePoolBytes)
-			rand.New(rand.NewSource(1)).Read(randomPool)
+			randomPool = runner.RandomBytes(valuePoolBytes)
 		})
 		pool = randomPool
 	}
