@@ -76,7 +76,7 @@ func BenchmarkProduce(b *testing.B) {
 				for range b.N {
 					cl.Produce(ctx, &kgo.Record{Value: value}, promise)
 				}
-				if err := flush(ctx, cl); err != nil {
+				if err := runner.Flush(ctx, cl, flushTimeout); err != nil {
 					return err
 				}
 				return fail.Err()

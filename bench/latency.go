@@ -122,7 +122,7 @@ func (e *Env) PacedLatency(ctx context.Context, m Mode, rate float64) (Latency, 
 				cl.Produce(ctx, r, promise)
 			}
 		}
-		if err := flush(ctx, cl); err != nil {
+		if err := runner.Flush(ctx, cl, flushTimeout); err != nil {
 			return err
 		}
 		if err := fail.Err(); err != nil {

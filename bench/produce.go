@@ -74,7 +74,7 @@ func (e *Env) ProduceThroughput(ctx context.Context, m Mode) (Throughput, error)
 				err = fmt.Errorf("producer still blocked %s after the window: the cluster stopped acknowledging", flushTimeout)
 			}
 		}
-		if ferr := flush(ctx, cl); err == nil {
+		if ferr := runner.Flush(ctx, cl, flushTimeout); err == nil {
 			err = ferr
 		}
 		return err
@@ -94,14 +94,3 @@ func (e *Env) produceOpts(linger time.Duration) []kgo.Opt {
 
 // flushTimeout bounds how long a run waits for its last acknowledgements.
 const flushTimeout = 10 * time.Second
-
-// flush waits for every buffered record to be acknowledged, for at most
-// flushTimeout.
-func flush(ctx context.Context, cl *kgo.Client) error {
-	ctx, cancel := context.WithTimeout(ctx, flushTimeout)
-	defer cancel()
-	if err := cl.Flush(ctx); err != nil {
-		return fmt.Errorf("flush: %w", err)
-	}
-	return nil
-}

@@ -281,7 +281,7 @@ func ProduceThroughput(ctx context.Context, o Options, tp *TeeProxy) (ProduceRun
 				err = fmt.Errorf("producer still blocked %s after the window: the cluster stopped acknowledging", flushTimeout)
 			}
 		}
-		if ferr := flush(ctx, cl); err == nil {
+		if ferr := runner.Flush(ctx, cl, flushTimeout); err == nil {
 			err = ferr
 		}
 		if err == nil {
@@ -358,7 +358,7 @@ func PacedProduce(ctx context.Context, o Options, tp *TeeProxy, rate float64) (P
 				cl.Produce(ctx, r, promise)
 			}
 		}
-		if err := flush(ctx, cl); err != nil {
+		if err := runner.Flush(ctx, cl, flushTimeout); err != nil {
 			return err
 		}
 		if err := fail.Err(); err != nil {
@@ -397,17 +397,6 @@ func (tp *TeeProxy) teeStats() *archive.TeeStats {
 
 // flushTimeout bounds how long a run waits for its last acknowledgements.
 const flushTimeout = 30 * time.Second
-
-// flush waits for every buffered record to be acknowledged, for at most
-// flushTimeout.
-func flush(ctx context.Context, cl *kgo.Client) error {
-	ctx, cancel := context.WithTimeout(ctx, flushTimeout)
-	defer cancel()
-	if err := cl.Flush(ctx); err != nil {
-		return fmt.Errorf("flush: %w", err)
-	}
-	return nil
-}
 
 // labels are the pprof labels of a goroutine doing what (kfake, proxy/…,
 // journal/…, client/…) in scenario: bench=SCENARIO/WHAT. Goroutines

@@ -328,7 +328,7 @@ func (e *UploadEnv) fill(ctx context.Context, tp *TeeProxy, payload string) (int
 		for i := int64(0); i < n && fail.Err() == nil; i++ {
 			cl.Produce(ctx, &kgo.Record{Value: vals.get()}, promise)
 		}
-		if err := flush(ctx, cl); err != nil {
+		if err := runner.Flush(ctx, cl, flushTimeout); err != nil {
 			return err
 		}
 		return fail.Err()
