@@ -324,3 +324,27 @@ func TestJournalLargeGroupInChunks(t *testing.T) {
 	defer j.Close()
 	check(j, "reopened")
 }
+
+// TestJournalSyncCommitDelay: with a delay, appends whose callers wait
+// and that arrive within it share one group commit; a delay out of range
+// is refused.
+func TestJournalSyncCommitDelay(t *testing.T) {
+	j := openTestJournal(t, t.TempDir(), func(o *JournalOptions) { o.SyncCommitDelay = 300 * time.Millisecond })
+	defer j.Close()
+	first, err := j.Append([]Batch{jb("a", 0, 0)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendWait(t, j, jb("a", 1, 0)) // arrives while the writer waits
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if s := j.Stats(); s.Batches != 2 || s.Commits != 1 {
+		t.Errorf("%d batches in %d commits, want 2 in 1", s.Batches, s.Commits)
+	}
+	for _, d := range []time.Duration{-time.Millisecond, 2 * time.Second} {
+		if _, err := OpenJournal(JournalOptions{Dir: t.TempDir(), SyncCommitDelay: d}); err == nil {
+			t.Errorf("sync commit delay %s accepted", d)
+		}
+	}
+}

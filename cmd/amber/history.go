@@ -183,7 +183,9 @@ func setOf(l listFlag) map[string]bool {
 // describeEvent says in a line what an event records, and which topic
 // and group it is about ("" if none).
 func describeEvent(ev *archive.Event) (summary, topic, group string) {
-	bad := func(err error) (string, string, string) { return fmt.Sprintf("(unreadable %s event: %v)", ev.Kind, err), "", "" }
+	bad := func(err error) (string, string, string) {
+		return fmt.Sprintf("(unreadable %s event: %v)", ev.Kind, err), "", ""
+	}
 	switch ev.Kind {
 	case archive.KindCreateTopics:
 		var b archive.TopicCreatedEvent
