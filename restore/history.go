@@ -14,7 +14,8 @@ type history struct {
 	// txnEnds lists each producer's transaction outcomes in time order.
 	txnEnds map[pidEpoch][]txnEnd
 	// topicCreated and the config changes, per source topic, in order.
-	created map[string]archive.TopicCreatedEvent
+	created map[string]archive.TopicCreatedEvent // the last creation
+	createT map[string][]timedCreate             // every creation, in order
 	configs map[string][]archive.ConfigsAlteredEvent
 	configT map[string][]time.Time
 	grown   map[string]int32 // CreatePartitions: largest count
@@ -45,6 +46,7 @@ func loadHistory(ctx context.Context, a *archive.Archive) (*history, error) {
 	h := &history{
 		txnEnds: map[pidEpoch][]txnEnd{},
 		created: map[string]archive.TopicCreatedEvent{},
+		createT: map[string][]timedCreate{},
 		configs: map[string][]archive.ConfigsAlteredEvent{},
 		configT: map[string][]time.Time{},
 		grown:   map[string]int32{},
@@ -62,8 +64,7 @@ func loadHistory(ctx context.Context, a *archive.Archive) (*history, error) {
 			var e archive.TopicCreatedEvent
 			if json.Unmarshal(ev.Body, &e) == nil {
 				h.created[e.Topic] = e
-				delete(h.configs, e.Topic) // a re-created topic starts afresh
-				delete(h.configT, e.Topic)
+				h.createT[e.Topic] = append(h.createT[e.Topic], timedCreate{ev.Time, e})
 			}
 		case archive.KindAlterConfigs, archive.KindIncrementalAlterConfigs:
 			var e archive.ConfigsAlteredEvent
@@ -106,18 +107,33 @@ func (h *history) txnOutcome(pid int64, epoch int16, t time.Time) (txnEnd, bool)
 	return ends[i], true
 }
 
+type timedCreate struct {
+	at time.Time
+	ev archive.TopicCreatedEvent
+}
+
 // topicConfigs replays a source topic's creation configs and every config
-// change up to the cut.
+// change up to the cut, within the topic the cut restores: a topic
+// deleted and created again starts afresh at its re-creation.
 func (h *history) topicConfigs(topic string, until time.Time) map[string]*string {
 	out := map[string]*string{}
-	if c, ok := h.created[topic]; ok {
-		for _, e := range c.Configs {
+	born := h.incarnation(topic, until)
+	for _, c := range h.createT[topic] {
+		if c.at.Before(born) || (!until.IsZero() && c.at.After(until)) {
+			continue
+		}
+		out = map[string]*string{}
+		for _, e := range c.ev.Configs {
 			out[e.Name] = e.Value
 		}
 	}
 	for i, e := range h.configs[topic] {
-		if !until.IsZero() && h.configT[topic][i].After(until) {
+		at := h.configT[topic][i]
+		if !until.IsZero() && at.After(until) {
 			break
+		}
+		if at.Before(born) {
+			continue // the deleted topic's
 		}
 		if !e.Incremental {
 			out = map[string]*string{}

@@ -537,6 +537,9 @@ func TestRestoreRecreatedTopic(t *testing.T) {
 		}
 	}
 	commit(cl, 8)
+	if _, err := adm.AlterTopicConfigs(ctx(t), []kadm.AlterConfig{{Name: "retention.ms", Value: kadm.StringPtr("86400000")}}, "t"); err != nil {
+		t.Fatal(err)
+	}
 	time.Sleep(5 * time.Millisecond)
 	beforeDelete := time.Now()
 	time.Sleep(5 * time.Millisecond)
@@ -564,6 +567,9 @@ func TestRestoreRecreatedTopic(t *testing.T) {
 	if fmt.Sprint(vals) != "[new-0 new-1 new-2 new-3 new-4]" {
 		t.Errorf("restore of the re-created topic: %v", vals)
 	}
+	if _, ok := rep.Topics[0].Configs["retention.ms"]; ok {
+		t.Errorf("the re-created topic got the deleted one's retention: %v", rep.Topics[0].Configs)
+	}
 	if len(rep.Topics) != 1 || !strings.Contains(strings.Join(rep.Topics[0].Notes, " "), "deleted at") {
 		t.Errorf("the report does not say the topic was re-created: %+v", rep.Topics)
 	}
@@ -588,6 +594,9 @@ func TestRestoreRecreatedTopic(t *testing.T) {
 	rep, err = e.restore(t, restore.Options{Until: beforeDelete, Groups: []restore.GroupMapping{{Source: "billing", Target: "billing-old"}}}, "t:t-old")
 	if err != nil {
 		t.Fatalf("%v: %+v", err, rep)
+	}
+	if rep.Topics[0].Configs["retention.ms"] != "86400000" {
+		t.Errorf("the deleted topic restored without its retention: %v", rep.Topics[0].Configs)
 	}
 	vals = nil
 	for _, r := range consume(t, e.dst.ListenAddrs(), "t-old") {
