@@ -194,6 +194,12 @@ type segmentBuilder struct {
 	lastRaw bool
 	// losses are the known_loss events added, summarised in the index.
 	losses map[tp][]LossRange
+	// parallel, out, lastSent, outRatio: compressing blocks on several
+	// goroutines (segment_parallel.go).
+	parallel int
+	out      []*blockJob
+	lastSent tp
+	outRatio float64
 }
 
 // useBuffers has the builder write the segment into seg and use scratch
@@ -296,11 +302,18 @@ func (b *segmentBuilder) closeBlock() {
 	}
 	blk := *b.cur
 	payload := b.seg[b.open:]
+	k := tp{blk.Topic, blk.Partition}
+	try := b.tryZstd(blk.Kind, k, payload)
+	if blk.Kind == blockBatches {
+		b.lastSent = k
+	}
+	if b.parallel > 1 && (try || len(b.out) > 0) {
+		b.dispatchBlock(try) // in order after the blocks out, even if not compressed
+		b.open = len(b.seg)
+		return
+	}
 	blk.RawLength = int64(len(payload))
 	blk.Codec = codecNone
-	k := tp{blk.Topic, blk.Partition}
-	same := blk.Kind == blockBatches && k == b.last
-	try := len(payload) < compressSample || (same && !b.lastRaw) || compressible(payload, !same)
 	stored := payload
 	if try {
 		b.scratch = zenc.EncodeAll(payload, b.scratch[:0])
@@ -331,6 +344,20 @@ func (b *segmentBuilder) closeBlock() {
 	b.cur = nil
 }
 
+// tryZstd decides whether to compress a block (see closeBlock). With
+// blocks out on other goroutines, whether the last block of the partition
+// compressed is not known yet: a sample decides.
+func (b *segmentBuilder) tryZstd(kind int, k tp, payload []byte) bool {
+	if len(payload) < compressSample {
+		return true
+	}
+	if len(b.out) == 0 {
+		same := kind == blockBatches && k == b.last
+		return (same && !b.lastRaw) || compressible(payload, !same)
+	}
+	return compressible(payload, !(kind == blockBatches && k == b.lastSent))
+}
+
 // compressSample is the size of one zstd sample taken by compressible.
 const compressSample = 64 << 10
 
@@ -355,11 +382,14 @@ func blockAAD(segment string, n int) []byte { return fmt.Appendf(nil, "%s#%d", s
 
 // size is the segment's size so far, with the open block (at most about
 // blockTarget) uncompressed.
-func (b *segmentBuilder) size() int { return len(b.seg) }
+func (b *segmentBuilder) size() int { return len(b.seg) + b.outBytes() }
 
 // finish closes the last block and returns the segment and index objects.
 func (b *segmentBuilder) finish() (seg, idx []byte) {
 	b.closeBlock()
+	for len(b.out) > 0 {
+		b.drainOne()
+	}
 	keys := make([]tp, 0, len(b.losses))
 	for k := range b.losses {
 		keys = append(keys, k)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -502,6 +503,7 @@ func (f *flushRun) abandon() {
 func (u *Uploader) build(seq uint64, cur *fillCursor) (*built, error) {
 	sb := newSegmentBuilder(u.opts.WriterID, seq, u.opts.Key)
 	sb.setBlockTarget(u.opts.FlushBytes)
+	sb.parallelBlocks(runtime.GOMAXPROCS(0))
 	buf := u.getBuf()
 	sb.useBuffers(buf.seg[:0], buf.scratch[:0])
 	from := *cur
