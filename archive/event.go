@@ -73,6 +73,10 @@ type TopicCreatedEvent struct {
 type TopicDeletedEvent struct {
 	Topic   string `json:"topic,omitempty"`
 	TopicID string `json:"topic_id,omitempty"`
+	// Observed: the deletion itself did not pass through the proxy; a
+	// Metadata response named the topic with a new id at the event's
+	// time, so the old topic was deleted (and a new one created) before.
+	Observed bool `json:"observed,omitempty"`
 }
 
 // PartitionsCreatedEvent is a topic grown to Count partitions.

@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sync"
@@ -79,7 +80,12 @@ type Tee struct {
 
 	topics struct {
 		sync.RWMutex
-		byID map[[16]byte]string // from Metadata and CreateTopics responses
+		byID map[[16]byte]string // from Metadata and CreateTopics responses: every id seen
+		// current is each topic's id as last seen; a Metadata response
+		// naming a topic with an id never seen before means it was
+		// deleted and created again around the proxy (learnTopics).
+		current map[string][16]byte
+		gone    map[[16]byte]bool // ids deleted through the proxy: a stale broker may still name them
 	}
 	lastDropLog atomic.Int64
 
@@ -98,6 +104,8 @@ func NewTee(j *Journal, opts TeeOptions) *Tee {
 	}
 	t := &Tee{j: j, opts: opts, log: opts.Logger.With(zap.String("component", "tee"))}
 	t.topics.byID = make(map[[16]byte]string)
+	t.topics.current = make(map[string][16]byte)
+	t.topics.gone = make(map[[16]byte]bool)
 	return t
 }
 
@@ -172,7 +180,12 @@ func (t *Tee) Observe(x *protocol.Exchange) func() {
 		}
 		return t.produce(x, req, x.Response.(*kmsg.ProduceResponse))
 	case *kmsg.MetadataRequest:
-		t.learnTopics(x.Response.(*kmsg.MetadataResponse))
+		if events := t.learnTopics(x, x.Response.(*kmsg.MetadataResponse)); len(events) > 0 {
+			t.stats.events.Add(int64(len(events)))
+			if err := t.j.AppendNoWait(nil, events); err != nil {
+				t.dropped(int64(len(events)), err)
+			}
+		}
 		return nil
 	}
 	if events := t.events(x); len(events) > 0 {
@@ -195,14 +208,35 @@ func (t *Tee) countAcksZero(req *kmsg.ProduceRequest) {
 	}
 }
 
-func (t *Tee) learnTopics(resp *kmsg.MetadataResponse) {
+// learnTopics keeps the topic ids a Metadata response names. A topic
+// named with an id never seen before, where another id was current, was
+// deleted and created again without the proxy seeing it (straight on the
+// brokers, or through another path): it returns a deletion event for the
+// old id, observed now, so that readers tell the two topics apart. A
+// stale broker naming an id seen before changes nothing.
+func (t *Tee) learnTopics(x *protocol.Exchange, resp *kmsg.MetadataResponse) []Event {
 	t.topics.Lock()
 	defer t.topics.Unlock()
+	var events []Event
 	for _, tp := range resp.Topics {
-		if tp.Topic != nil && tp.TopicID != ([16]byte{}) {
-			t.topics.byID[tp.TopicID] = *tp.Topic
+		if tp.Topic == nil || tp.TopicID == ([16]byte{}) {
+			continue
+		}
+		name, id := *tp.Topic, tp.TopicID
+		if t.topics.gone[id] {
+			continue
+		}
+		_, known := t.topics.byID[id]
+		if old, ok := t.topics.current[name]; ok && old != id && !known {
+			events = append(events, Event{Time: x.Acked, Kind: KindDeleteTopics, ClientID: x.ClientID,
+				Body: mustJSON(TopicDeletedEvent{Topic: name, TopicID: hex.EncodeToString(old[:]), Observed: true})})
+		}
+		t.topics.byID[id] = name
+		if !known || t.topics.current[name] == ([16]byte{}) {
+			t.topics.current[name] = id
 		}
 	}
+	return events
 }
 
 // topicName resolves a Produce/commit topic: by name, or by id (v13+).

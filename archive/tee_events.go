@@ -74,6 +74,7 @@ func (t *Tee) events(x *protocol.Exchange) []Event {
 			}
 			if tp.TopicID != ([16]byte{}) {
 				t.topics.byID[tp.TopicID] = tp.Topic
+				t.topics.current[tp.Topic] = tp.TopicID
 			}
 			a := asked[tp.Topic]
 			ev := TopicCreatedEvent{Topic: tp.Topic, Partitions: a.NumPartitions, ReplicationFactor: a.ReplicationFactor}
@@ -101,6 +102,19 @@ func (t *Tee) events(x *protocol.Exchange) []Event {
 				if ev.Topic == "" {
 					ev.Topic, _ = t.topicName("", tp.TopicID)
 				}
+			}
+			if ev.Topic != "" {
+				// Seen deleted: its next id is a new topic, not news, and
+				// its old id, if a stale broker names it, is no topic.
+				t.topics.Lock()
+				if id, ok := t.topics.current[ev.Topic]; ok {
+					t.topics.gone[id] = true
+				}
+				if tp.TopicID != ([16]byte{}) {
+					t.topics.gone[tp.TopicID] = true
+				}
+				delete(t.topics.current, ev.Topic)
+				t.topics.Unlock()
 			}
 			add(KindDeleteTopics, ev)
 		}

@@ -613,3 +613,64 @@ func TestRestoreRecreatedTopic(t *testing.T) {
 		t.Errorf("group on the deleted topic at %+v, want 8", o)
 	}
 }
+
+// TestRestoreTopicRecreatedAroundTheProxy: the topic is deleted and created
+// again straight on the brokers. The proxy learns it from the new topic id
+// in the metadata its clients fetch, journals the deletion as observed,
+// and a restore takes the re-created topic only (or, up to a moment
+// before, the old one).
+func TestRestoreTopicRecreatedAroundTheProxy(t *testing.T) {
+	e := newEnv(t, kfake.SeedTopics(1, "t"))
+	cl := e.client(t)
+	for i := range 6 {
+		if err := cl.ProduceSync(ctx(t), &kgo.Record{Topic: "t", Value: fmt.Appendf(nil, "old-%d", i)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(5 * time.Millisecond)
+	beforeDelete := time.Now()
+	direct, err := kgo.NewClient(kgo.SeedBrokers(e.Cluster.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	adm := kadm.NewClient(direct)
+	if _, err := adm.DeleteTopics(ctx(t), "t"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.CreateTopic(ctx(t), 1, 1, nil, "t"); err != nil {
+		t.Fatal(err)
+	}
+	cl2 := e.client(t) // its metadata, through the proxy, names the new id
+	for i := range 3 {
+		if err := cl2.ProduceSync(ctx(t), &kgo.Record{Topic: "t", Value: fmt.Appendf(nil, "new-%d", i)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := e.restore(t, restore.Options{}, "t:t-new")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vals []string
+	for _, r := range consume(t, e.dst.ListenAddrs(), "t-new") {
+		vals = append(vals, r.Value)
+	}
+	if fmt.Sprint(vals) != "[new-0 new-1 new-2]" || len(rep.Topics[0].Notes) == 0 {
+		t.Errorf("restore of the topic re-created around the proxy: %v, notes %q", vals, rep.Topics[0].Notes)
+	}
+	e.dst = testkit.NewCluster(t) // see TestRestoreRecreatedTopic
+	if e.dstCl, err = kgo.NewClient(kgo.SeedBrokers(e.dst.ListenAddrs()...)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.dstCl.Close)
+	if _, err := e.restore(t, restore.Options{Until: beforeDelete}, "t:t-old"); err != nil {
+		t.Fatal(err)
+	}
+	vals = nil
+	for _, r := range consume(t, e.dst.ListenAddrs(), "t-old") {
+		vals = append(vals, r.Value)
+	}
+	if len(vals) != 6 || vals[0] != "old-0" {
+		t.Errorf("restore of the old topic: %v", vals)
+	}
+}

@@ -206,6 +206,9 @@ func describeEvent(ev *archive.Event) (summary, topic, group string) {
 		if name == "" {
 			name = "id " + b.TopicID
 		}
+		if b.Observed {
+			return "topic " + name + " was deleted and created again around Amber, by now (its metadata names a new topic id)", b.Topic, ""
+		}
 		return "deleted topic " + name, b.Topic, ""
 	case archive.KindCreatePartitions:
 		var b archive.PartitionsCreatedEvent
