@@ -87,6 +87,18 @@ func loadHistory(ctx context.Context, a *archive.Archive) (*history, error) {
 			if json.Unmarshal(ev.Body, &e) == nil {
 				h.commits = append(h.commits, commitEvent{ev.Time, ev.Kind == archive.KindTxnOffsetCommit, e})
 			}
+		case archive.KindGroupOffsetsSnapshot:
+			// What the cluster held for the group when a backfill looked:
+			// the positions of consumers that commit around the proxy.
+			// Events come in time order, so the later of a snapshot and
+			// a commit wins (groupOffsets).
+			var e archive.GroupOffsetsSnapshotEvent
+			if json.Unmarshal(ev.Body, &e) == nil {
+				for _, o := range e.Offsets {
+					h.commits = append(h.commits, commitEvent{at: ev.Time, ev: archive.OffsetCommitEvent{
+						Group: e.Group, Topic: o.Topic, Partition: o.Partition, Offset: o.Offset, LeaderEpoch: o.LeaderEpoch, Metadata: o.Metadata}})
+				}
+			}
 		}
 		return nil
 	})

@@ -674,3 +674,59 @@ func TestRestoreTopicRecreatedAroundTheProxy(t *testing.T) {
 		t.Errorf("restore of the old topic: %v", vals)
 	}
 }
+
+// TestRestoreGroupFromSnapshot: a group that commits straight to the
+// brokers, never through the proxy, is known to the archive only from a
+// backfill's snapshot of group offsets; the restore moves it from that.
+// A commit through the proxy after the snapshot wins over it.
+func TestRestoreGroupFromSnapshot(t *testing.T) {
+	e := newEnv(t, kfake.SeedTopics(1, "s"))
+	cl := e.client(t)
+	for i := range 10 {
+		if err := cl.ProduceSync(ctx(t), &kgo.Record{Topic: "s", Value: fmt.Appendf(nil, "v%d", i)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	direct, err := kgo.NewClient(kgo.SeedBrokers(e.Cluster.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	commit := func(cl *kgo.Client, group string, at int64) {
+		offs := kadm.Offsets{}
+		offs.Add(kadm.Offset{Topic: "s", Partition: 0, At: at, LeaderEpoch: -1})
+		resp, err := kadm.NewClient(cl).CommitOffsets(ctx(t), group, offs)
+		if err == nil {
+			err = resp.Error()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	commit(direct, "outside", 6) // around the proxy
+	commit(direct, "both", 2)
+	b, err := archive.NewBackfiller(archive.BackfillOptions{Client: direct, Sink: &archive.JournalSink{Journal: e.Journal},
+		Store: e.Store, Journal: e.Journal, Topics: []string{"s"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := b.Step(ctx(t)); err != nil || rep.GroupSnapshots == 0 {
+		t.Fatalf("backfill: %v, %+v", err, rep)
+	}
+	time.Sleep(5 * time.Millisecond)
+	commit(cl, "both", 8) // through the proxy, after the snapshot
+
+	rep, err := e.restore(t, restore.Options{Groups: []restore.GroupMapping{{Source: "outside", Target: "outside-r"}, {Source: "both", Target: "both-r"}}}, "s:s2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for group, want := range map[string]int64{"outside-r": 6, "both-r": 8} {
+		committed, err := kadm.NewClient(e.dstCl).FetchOffsets(ctx(t), group)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o, ok := committed.Lookup("s2", 0); !ok || o.At != want {
+			t.Errorf("%s at %+v, want %d; report %+v", group, o, want, rep.Groups)
+		}
+	}
+}
