@@ -24,6 +24,29 @@ type history struct {
 	// order: a topic created again under the name is another topic whose
 	// offsets overlap the old one's.
 	deleted map[string][]time.Time
+	// coverage is the archive's, by partition: its holes and known losses.
+	coverage map[tpKey]archive.PartitionCoverage
+}
+
+// missing lists the source offsets below high that the archive does not
+// hold, known losses first then holes, in offset order within each.
+func (h *history) missing(topic string, partition int32, high int64) []archive.LossRange {
+	c, ok := h.coverage[tpKey{topic, partition}]
+	if !ok || high <= 0 {
+		return nil
+	}
+	var out []archive.LossRange
+	for _, l := range c.KnownLoss {
+		if l.Start < high {
+			out = append(out, archive.LossRange{Start: l.Start, End: min(l.End, high), Reason: l.Reason})
+		}
+	}
+	for _, hole := range c.Holes {
+		if hole[0] < high {
+			out = append(out, archive.LossRange{Start: hole[0], End: min(hole[1], high), Reason: "hole"})
+		}
+	}
+	return out
 }
 
 type pidEpoch struct {
@@ -44,13 +67,17 @@ type commitEvent struct {
 
 func loadHistory(ctx context.Context, a *archive.Archive) (*history, error) {
 	h := &history{
-		txnEnds: map[pidEpoch][]txnEnd{},
-		created: map[string]archive.TopicCreatedEvent{},
-		createT: map[string][]timedCreate{},
-		configs: map[string][]archive.ConfigsAlteredEvent{},
-		configT: map[string][]time.Time{},
-		grown:   map[string]int32{},
-		deleted: map[string][]time.Time{},
+		txnEnds:  map[pidEpoch][]txnEnd{},
+		created:  map[string]archive.TopicCreatedEvent{},
+		createT:  map[string][]timedCreate{},
+		configs:  map[string][]archive.ConfigsAlteredEvent{},
+		configT:  map[string][]time.Time{},
+		grown:    map[string]int32{},
+		deleted:  map[string][]time.Time{},
+		coverage: map[tpKey]archive.PartitionCoverage{},
+	}
+	for _, c := range a.Coverage() {
+		h.coverage[tpKey{c.Topic, c.Partition}] = c
 	}
 	err := a.Events(ctx, func(_ string, ev *archive.Event) error {
 		switch ev.Kind {

@@ -730,3 +730,47 @@ func TestRestoreGroupFromSnapshot(t *testing.T) {
 		}
 	}
 }
+
+// TestRestoreReportsWhatIsMissing: the report names the source offsets the
+// restore could not write: a known loss (deleted on the cluster before a
+// backfill fetched it) and a hole (produced around the proxy, not yet
+// backfilled).
+func TestRestoreReportsWhatIsMissing(t *testing.T) {
+	e := newEnv(t, kfake.SeedTopics(1, "m"))
+	direct, err := kgo.NewClient(kgo.SeedBrokers(e.Cluster.ListenAddrs()...), kgo.DefaultProduceTopic("m"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	produce := func(cl *kgo.Client, n int) {
+		for range n {
+			if err := cl.ProduceSync(ctx(t), &kgo.Record{Topic: "m", Value: []byte("v")}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	produce(direct, 5) // 0-4, around the proxy
+	if err := e.Cluster.DeleteRecords("m", 0, 3); err != nil {
+		t.Fatal(err)
+	}
+	b, err := archive.NewBackfiller(archive.BackfillOptions{Client: direct, Sink: &archive.JournalSink{Journal: e.Journal},
+		Store: e.Store, Journal: e.Journal, Topics: []string{"m"}, NoSnapshots: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Step(ctx(t)); err != nil { // [0,3) known loss, 3-4 fetched
+		t.Fatal(err)
+	}
+	cl := e.client(t)
+	produce(cl, 5)     // 5-9
+	produce(direct, 3) // 10-12: a hole
+	produce(cl, 2)     // 13-14
+	rep, err := e.restore(t, restore.Options{}, "m:m2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr := rep.Topics[0].Partitions[0]
+	if got := fmt.Sprint(pr.Missing); got != "[{0 3 deleted} {10 13 hole}]" || pr.Records != 9 { // 3-4, 5-9, 13-14
+		t.Errorf("restored %d records, missing %s", pr.Records, got)
+	}
+}

@@ -54,6 +54,12 @@ type PartitionReport struct {
 	OffsetMap  []OffsetRange    `json:"offset_map"`
 	TargetEnd  int64            `json:"target_end_offset"`
 	SourceHigh int64            `json:"source_end_offset"`
+	// Missing are source offsets below SourceHigh that the archive does
+	// not hold, so the restore could not write them: known losses (the
+	// cluster deleted or compacted them before a backfill fetched them;
+	// their reason) and holes (reason "hole": produced around the proxy or
+	// transaction markers, until a backfill fetches them).
+	Missing []archive.LossRange `json:"missing,omitempty"`
 }
 
 // GroupReport is one consumer group's translated position.
@@ -363,6 +369,7 @@ func restorePartition(ctx context.Context, o *Options, hist *history, t *target,
 	if err != nil {
 		return pr, fmt.Errorf("restore %s/%d into %s/%d: %w", src, p, dst, p, err)
 	}
+	pr.Missing = hist.missing(src, p, pr.SourceHigh)
 	return pr, nil
 }
 

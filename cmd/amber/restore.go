@@ -210,6 +210,9 @@ func printRestoreReport(w io.Writer, rep *restore.Report) {
 		for _, n := range t.Notes {
 			fmt.Fprintf(w, "note: %s\n", n)
 		}
+		for _, p := range t.Partitions {
+			printMissing(w, t.Source, p)
+		}
 		if t.LogAppendTime {
 			fmt.Fprintf(w, "topic %s used LogAppendTime: the archived append times are the restored records' timestamps\n", t.Source)
 		}
@@ -246,4 +249,23 @@ func skippedSummary(m map[string]int64) string {
 		parts = append(parts, fmt.Sprintf("%s=%d", k, m[k]))
 	}
 	return strings.Join(parts, ",")
+}
+
+// printMissing says which source offsets a partition's restore could not
+// write because the archive does not hold them, and what to do.
+func printMissing(w io.Writer, topic string, p restore.PartitionReport) {
+	var holes, holeOffsets int64
+	for _, m := range p.Missing {
+		if m.Reason == "hole" {
+			holes++
+			holeOffsets += m.End - m.Start
+			continue
+		}
+		fmt.Fprintf(w, "note: %s/%d offsets [%d,%d) are not in the archive and cannot be restored: %s on the cluster before a backfill fetched them\n",
+			topic, p.Partition, m.Start, m.End, m.Reason)
+	}
+	if holes > 0 {
+		fmt.Fprintf(w, "note: %s/%d has %d holes (%d offsets) the archive does not hold: records produced around Amber or transaction markers; run amber backfill while the cluster still has them, then restore into a new or emptied topic\n",
+			topic, p.Partition, holes, holeOffsets)
+	}
 }
