@@ -155,8 +155,7 @@ type Journal struct {
 	// overlay, for a read-only journal only, points at records a crash
 	// left in the batch log without a pointer in Pebble; readers see the
 	// database through it. A writable journal commits them at open.
-	overlay  *pebble.Batch
-	writerID string
+	overlay *pebble.Batch
 
 	wake chan struct{} // 1-slot: something is pending
 	stop chan struct{}

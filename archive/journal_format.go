@@ -109,15 +109,6 @@ func appendBatchKey(k []byte, topic string, partition int32, offset int64) []byt
 	return binary.BigEndian.AppendUint64(k, uint64(offset))
 }
 
-// partitionPrefix is the key prefix of a partition's batches.
-func partitionPrefix(topic string, partition int32) []byte {
-	k := make([]byte, 0, 1+len(topic)+1+4)
-	k = append(k, prefixBatch)
-	k = append(k, topic...)
-	k = append(k, 0)
-	return binary.BigEndian.AppendUint32(k, uint32(partition))
-}
-
 func parseBatchKey(k []byte) (topic string, partition int32, offset int64, err error) {
 	if len(k) < 1+1+12 || k[0] != prefixBatch {
 		return "", 0, 0, fmt.Errorf("%w: batch key %x", ErrFormat, k)

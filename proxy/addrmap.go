@@ -270,14 +270,3 @@ func (m *addrMap) brokers() []BrokerInfo {
 	sort.Slice(out, func(i, j int) bool { return out[i].Upstream < out[j].Upstream })
 	return out
 }
-
-// listeners returns every broker listener, for shutdown.
-func (m *addrMap) listeners() []net.Listener {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	out := make([]net.Listener, 0, len(m.mu.byAddr))
-	for _, bl := range m.mu.byAddr {
-		out = append(out, bl.ln)
-	}
-	return out
-}

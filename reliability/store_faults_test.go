@@ -96,10 +96,9 @@ func TestObjectStoreStopsAnswering(t *testing.T) {
 // work, its answer is lost): the retry of a PUT then meets its own
 // object.
 type faultyS3 struct {
-	srv                *httptest.Server
-	failing            atomic.Bool
-	n, refused, lost   atomic.Int64
-	forwardedWhileDown atomic.Int64
+	srv              *httptest.Server
+	failing          atomic.Bool
+	n, refused, lost atomic.Int64
 }
 
 func startFaultyS3(t testing.TB, target string) *faultyS3 {

@@ -154,18 +154,6 @@ func (c *chain) problem(object, format string, args ...any) {
 	c.problems = append(c.problems, archive.Problem{Object: object, Block: -1, Message: fmt.Sprintf(format, args...)})
 }
 
-// isExport reports whether store holds anything under manifest/.
-func isExport(ctx context.Context, store archive.Store) (bool, error) {
-	found := false
-	err := store.List(ctx, ManifestDir, func(archive.ObjectInfo) error { found = true; return errStop })
-	if err == errStop {
-		err = nil
-	}
-	return found, err
-}
-
-var errStop = fmt.Errorf("stop")
-
 // readChain reads every manifest and signature of the export in store
 // and checks them against each other and against the files present (by
 // name and size: no file is hashed). The error is for a store that cannot
