@@ -30,7 +30,7 @@ func (j *Journal) commit(batches []Batch, events []Event) error {
 	}
 	wb := j.db.NewBatch()
 	defer wb.Close()
-	j.blog.discardGroup() // nothing of an earlier failed build
+	j.blog.discardGroup() // whatever a build that returned early left
 	var (
 		key, val  []byte
 		set       []int               // indexes of the batches this commit writes
@@ -95,7 +95,6 @@ func (j *Journal) commit(batches []Batch, events []Event) error {
 		ptr := j.blog.add(key, val, b.Data)
 		val = appendBatchPtr(val[:0], ptr)
 		if err := wb.Set(key, val, nil); err != nil {
-			j.blog.discardGroup()
 			return err
 		}
 		committed++
@@ -105,7 +104,6 @@ func (j *Journal) commit(batches []Batch, events []Event) error {
 	for i := range events {
 		val = appendEventValue(val[:0], &events[i])
 		if err := wb.Set(eventKey(seq), val, nil); err != nil {
-			j.blog.discardGroup()
 			return err
 		}
 		seq++
@@ -113,7 +111,6 @@ func (j *Journal) commit(batches []Batch, events []Event) error {
 	if len(events) > 0 {
 		// Kept apart from the keys, which uploads delete.
 		if err := wb.Set(metaKey("evseq"), binary.BigEndian.AppendUint64(nil, seq), nil); err != nil {
-			j.blog.discardGroup()
 			return err
 		}
 	}
@@ -187,7 +184,6 @@ func (j *Journal) commitGroup(wb *pebble.Batch, batches int64, events bool) erro
 		if err != nil {
 			// What reached the file is unknown, and records after a torn
 			// one would not be found by a recovery scan: stop here.
-			j.blog.discardGroup()
 			j.fail(err)
 			return err
 		}

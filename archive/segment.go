@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 	"hash/crc32"
+	"runtime"
 	"sort"
 	"time"
 
@@ -150,7 +151,9 @@ func IndexKey(writer string, seq uint64) string {
 }
 
 var (
-	zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
+	// zenc serves every compression: a segment builder's blocks, on up to
+	// GOMAXPROCS goroutines at once (segment_parallel.go), and indexes.
+	zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)))
 	zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<30))
 	crcTab  = crc32.MakeTable(crc32.Castagnoli)
 )

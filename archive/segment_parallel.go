@@ -2,10 +2,7 @@ package archive
 
 import (
 	"hash/crc32"
-	"runtime"
 	"sync"
-
-	"github.com/klauspost/compress/zstd"
 )
 
 // Compressing blocks in parallel. zstd is nearly all of the uploader's
@@ -15,9 +12,6 @@ import (
 // they come back (drain). At most `parallel` blocks are out at once, each
 // a copy of its raw payload (a few MiB): memory stays bounded, and the
 // segment is still built in one pass over the journal.
-
-// zencPar serves the parallel compressions (zenc is one encoder).
-var zencPar, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)))
 
 // blockJob is one block being compressed on a goroutine of its own.
 type blockJob struct {
@@ -57,7 +51,7 @@ func (b *segmentBuilder) dispatchBlock(try bool) {
 	b.out = append(b.out, job)
 	if job.try {
 		go func() {
-			job.out = zencPar.EncodeAll(job.raw, getJobBuf())
+			job.out = zenc.EncodeAll(job.raw, getJobBuf())
 			close(job.done)
 		}()
 	} else {

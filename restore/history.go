@@ -14,8 +14,7 @@ type history struct {
 	// txnEnds lists each producer's transaction outcomes in time order.
 	txnEnds map[pidEpoch][]txnEnd
 	// topicCreated and the config changes, per source topic, in order.
-	created map[string]archive.TopicCreatedEvent // the last creation
-	createT map[string][]timedCreate             // every creation, in order
+	createT map[string][]timedCreate // every creation of each topic, in order
 	configs map[string][]archive.ConfigsAlteredEvent
 	configT map[string][]time.Time
 	grown   map[string]int32 // CreatePartitions: largest count
@@ -68,7 +67,6 @@ type commitEvent struct {
 func loadHistory(ctx context.Context, a *archive.Archive) (*history, error) {
 	h := &history{
 		txnEnds:  map[pidEpoch][]txnEnd{},
-		created:  map[string]archive.TopicCreatedEvent{},
 		createT:  map[string][]timedCreate{},
 		configs:  map[string][]archive.ConfigsAlteredEvent{},
 		configT:  map[string][]time.Time{},
@@ -90,7 +88,6 @@ func loadHistory(ctx context.Context, a *archive.Archive) (*history, error) {
 		case archive.KindCreateTopics:
 			var e archive.TopicCreatedEvent
 			if json.Unmarshal(ev.Body, &e) == nil {
-				h.created[e.Topic] = e
 				h.createT[e.Topic] = append(h.createT[e.Topic], timedCreate{ev.Time, e})
 			}
 		case archive.KindAlterConfigs, archive.KindIncrementalAlterConfigs:
@@ -195,8 +192,8 @@ func (h *history) topicConfigs(topic string, until time.Time) map[string]*string
 // history knows it.
 func (h *history) partitionCount(topic string) int32 {
 	n := h.grown[topic]
-	if c, ok := h.created[topic]; ok && c.Partitions > n {
-		n = c.Partitions
+	if cs := h.createT[topic]; len(cs) > 0 && cs[len(cs)-1].ev.Partitions > n {
+		n = cs[len(cs)-1].ev.Partitions
 	}
 	return n
 }
