@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/amber-kafka/amber/archive"
 )
@@ -42,10 +41,8 @@ func runBackfill(args []string, stdout, stderr io.Writer) error {
 	concurrency := fs.Int("concurrency", archive.DefaultBackfillConcurrency, "partitions fetched at once")
 	flushBytes := fs.Int("flush-bytes", archive.DefaultFlushBytes, "size of the segments written")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
-	var tlsf tlsFlags
-	tlsf.upstreamFlags(fs)
-	var sasl saslFlags
-	sasl.register(fs, "")
+	var auth clusterAuth
+	auth.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -71,7 +68,7 @@ func runBackfill(args []string, stdout, stderr io.Writer) error {
 	if note != "" {
 		fmt.Fprintln(stderr, note)
 	}
-	cl, err := clusterClient(bootstrap, &tlsf, &sasl)
+	cl, err := auth.client(bootstrap)
 	if err != nil {
 		return err
 	}
@@ -155,31 +152,6 @@ func printBackfill(w io.Writer, rep *archive.BackfillReport, writer string, ws a
 	for _, e := range rep.Errors {
 		fmt.Fprintf(w, "error: %s\n", e)
 	}
-}
-
-// clusterClient is a client of the brokers for backfill and verify.
-func clusterClient(seeds []string, t *tlsFlags, sasl *saslFlags) (*kgo.Client, error) {
-	for _, s := range seeds {
-		if !strings.Contains(s, ":") {
-			return nil, usagef("--bootstrap %q: want HOST:PORT", s)
-		}
-	}
-	tc, err := t.clientConfig()
-	if err != nil {
-		return nil, err
-	}
-	opts := []kgo.Opt{kgo.SeedBrokers(seeds...), kgo.ClientID(archive.DefaultBackfillClientID)}
-	if tc != nil {
-		opts = append(opts, kgo.DialTLSConfig(tc))
-	}
-	so, err := sasl.opt()
-	if err != nil {
-		return nil, err
-	}
-	if so != nil {
-		opts = append(opts, so)
-	}
-	return kgo.NewClient(opts...)
 }
 
 // registerBackfillMetrics exposes the proxy's background backfill.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/amber-kafka/amber/archive"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
@@ -78,20 +79,9 @@ func (k *kafkaFlags) client(opts ...kgo.Opt) (*kgo.Client, error) {
 	if len(k.bootstrap) == 0 {
 		return nil, usagef("--bootstrap is required")
 	}
-	all := []kgo.Opt{kgo.SeedBrokers(k.bootstrap...), kgo.ClientID("amber")}
-	var tc *tls.Config
-	var errs []error
-	tc, err := k.tls.clientConfig()
-	errs = append(errs, err)
-	if tc != nil {
-		all = append(all, kgo.DialTLSConfig(tc))
-	}
-	so, err := k.sasl.opt()
-	errs = append(errs, err)
-	if so != nil {
-		all = append(all, so)
-	}
-	if err := errors.Join(errs...); err != nil {
+	tc, tlsErr := k.tls.clientConfig()
+	all, err := clientOpts(k.bootstrap, "amber", tc, &k.sasl)
+	if err := errors.Join(tlsErr, err); err != nil {
 		return nil, err
 	}
 	cl, err := kgo.NewClient(append(all, opts...)...)
@@ -99,4 +89,51 @@ func (k *kafkaFlags) client(opts ...kgo.Opt) (*kgo.Client, error) {
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}
 	return cl, nil
+}
+
+// clientOpts are what every client Amber makes of a cluster has: its
+// seeds, a client id, TLS (tc; nil for plaintext) and SASL from sasl.
+func clientOpts(seeds []string, clientID string, tc *tls.Config, sasl *saslFlags) ([]kgo.Opt, error) {
+	opts := []kgo.Opt{kgo.SeedBrokers(seeds...), kgo.ClientID(clientID)}
+	if tc != nil {
+		opts = append(opts, kgo.DialTLSConfig(tc))
+	}
+	so, err := sasl.opt()
+	if err != nil {
+		return nil, err
+	}
+	if so != nil {
+		opts = append(opts, so)
+	}
+	return opts, nil
+}
+
+// clusterAuth is how backfill and verify reach a cluster: TLS under the
+// proxy's --upstream-* names, and SASL.
+type clusterAuth struct {
+	tls  tlsFlags
+	sasl saslFlags
+}
+
+func (c *clusterAuth) register(fs *flag.FlagSet) {
+	c.tls.upstreamFlags(fs)
+	c.sasl.register(fs, "")
+}
+
+// client is a client of the brokers at seeds (HOST:PORT each).
+func (c *clusterAuth) client(seeds []string) (*kgo.Client, error) {
+	for _, s := range seeds {
+		if !strings.Contains(s, ":") {
+			return nil, usagef("--bootstrap %q: want HOST:PORT", s)
+		}
+	}
+	tc, err := c.tls.clientConfig()
+	if err != nil {
+		return nil, err
+	}
+	opts, err := clientOpts(seeds, archive.DefaultBackfillClientID, tc, &c.sasl)
+	if err != nil {
+		return nil, err
+	}
+	return kgo.NewClient(opts...)
 }

@@ -278,16 +278,9 @@ func startBackfill(cfg proxyConfig, upstreamTLS *tls.Config, store archive.Store
 	if cfg.backfillEvery == 0 {
 		return nil, nil
 	}
-	opts := []kgo.Opt{kgo.SeedBrokers(cfg.upstreams...), kgo.ClientID(archive.DefaultBackfillClientID)}
-	if upstreamTLS != nil {
-		opts = append(opts, kgo.DialTLSConfig(upstreamTLS))
-	}
-	so, err := cfg.backfillSASL.opt()
+	opts, err := clientOpts(cfg.upstreams, archive.DefaultBackfillClientID, upstreamTLS, &cfg.backfillSASL)
 	if err != nil {
 		return nil, err
-	}
-	if so != nil {
-		opts = append(opts, so)
 	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {

@@ -37,10 +37,8 @@ func runVerify(args []string, stdout, stderr io.Writer) error {
 	publicKey := fs.String("public-key", "", "an export (a directory amber export wrote, or its --tar file): require every manifest signed by this ed25519 public key")
 	concurrency := fs.Int("concurrency", archive.DefaultVerifyConcurrency, "segments (or, with --against, partitions) read at once")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
-	var tlsf tlsFlags
-	tlsf.upstreamFlags(fs)
-	var sasl saslFlags
-	sasl.register(fs, "")
+	var auth clusterAuth
+	auth.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -80,7 +78,7 @@ func runVerify(args []string, stdout, stderr io.Writer) error {
 	if len(against) == 0 {
 		return verifyIntegrity(ctx, store, key, *concurrency, *asJSON, stdout, stderr)
 	}
-	return verifyAgainst(ctx, store, key, against, topics, &tlsf, &sasl, *concurrency, *asJSON, stdout, stderr)
+	return verifyAgainst(ctx, store, key, against, topics, &auth, *concurrency, *asJSON, stdout, stderr)
 }
 
 func verifyIntegrity(ctx context.Context, store archive.Store, key *archive.Key, concurrency int, asJSON bool, stdout, stderr io.Writer) error {
@@ -126,8 +124,8 @@ func verifyIntegrity(ctx context.Context, store archive.Store, key *archive.Key,
 	return nil
 }
 
-func verifyAgainst(ctx context.Context, store archive.Store, key *archive.Key, seeds, topics []string, tlsf *tlsFlags, sasl *saslFlags, concurrency int, asJSON bool, stdout, stderr io.Writer) error {
-	cl, err := clusterClient(seeds, tlsf, sasl)
+func verifyAgainst(ctx context.Context, store archive.Store, key *archive.Key, seeds, topics []string, auth *clusterAuth, concurrency int, asJSON bool, stdout, stderr io.Writer) error {
+	cl, err := auth.client(seeds)
 	if err != nil {
 		return err
 	}
