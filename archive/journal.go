@@ -20,6 +20,7 @@ const (
 	DefaultStallAfter      = 5 * time.Second
 	DefaultCoalesceDelay   = 5 * time.Millisecond
 	DefaultCoalesceBytes   = 4 << 20
+	DefaultSpareLogFiles   = 2
 )
 
 // JournalOptions configures a journal.
@@ -53,6 +54,12 @@ type JournalOptions struct {
 	// response that much later. Default 0: commit at once.
 	// docs/BENCHMARKS-ARCHIVE.md measures 200 µs.
 	SyncCommitDelay time.Duration
+	// SpareLogFiles is how many batch log files (up to 64 MiB each) whose
+	// batches are all uploaded are kept to be reused as later files
+	// instead of removed: overwriting a file's blocks makes each fsync
+	// cheaper than appending to a new file does (journal_log.go).
+	// Default DefaultSpareLogFiles (2); negative: none.
+	SpareLogFiles int
 	// ReadOnly opens an existing journal for reading only (amber ls).
 	ReadOnly bool
 	// Logger receives the journal's and Pebble's logs. Default nop.
@@ -75,6 +82,9 @@ func (o *JournalOptions) EnsureDefaults() *JournalOptions {
 	}
 	if o.CoalesceBytes == 0 {
 		o.CoalesceBytes = DefaultCoalesceBytes
+	}
+	if o.SpareLogFiles == 0 {
+		o.SpareLogFiles = DefaultSpareLogFiles
 	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
@@ -252,7 +262,7 @@ func OpenJournal(opts JournalOptions) (*Journal, error) {
 		db.Close()
 		return nil, err
 	}
-	if j.blog, err = openBatchLog(opts.FS, opts.Dir, opts.ReadOnly); err != nil {
+	if j.blog, err = openBatchLog(opts.FS, opts.Dir, opts.ReadOnly, max(opts.SpareLogFiles, 0)); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -269,6 +279,11 @@ func OpenJournal(opts JournalOptions) (*Journal, error) {
 	if opts.ReadOnly {
 		close(j.done)
 		return j, nil
+	}
+	if err := j.blog.startWriting(); err != nil {
+		j.blog.close()
+		db.Close()
+		return nil, err
 	}
 	go j.loop()
 	return j, nil
@@ -544,6 +559,9 @@ func (j *Journal) Close() error {
 		j.overlay.Close()
 	}
 	err := j.db.Close()
+	if !j.opts.ReadOnly {
+		j.blog.end()
+	}
 	j.blog.close()
 	return err
 }

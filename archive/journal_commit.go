@@ -18,12 +18,15 @@ func (j *Journal) commit(batches []Batch, events []Event) error {
 		return *errp
 	}
 	if len(batches) > 0 && j.blog.needRotate() {
-		// Make Pebble's pointers into the full file durable first: the
-		// recovery scan only reads from the durable logpos's file on.
-		if err := j.db.LogData(nil, pebble.Sync); err != nil {
+		// Move logpos to the new file, synced, first: that makes Pebble's
+		// pointers into the full file durable (the recovery scan only
+		// reads from the durable logpos's file on), and keeps every spare
+		// the new file may reuse before logpos (journal_log.go).
+		next := j.blog.nextNum()
+		if err := j.db.Set(metaKey("logpos"), logPos(next, logHeaderSize), pebble.Sync); err != nil {
 			return fmt.Errorf("sync journal before starting a new batch log file: %w", err)
 		}
-		if err := j.blog.rotate(j.blog.active.num + 1); err != nil {
+		if err := j.blog.rotate(next); err != nil {
 			j.fail(err)
 			return err
 		}
@@ -187,8 +190,7 @@ func (j *Journal) commitGroup(wb *pebble.Batch, batches int64, events bool) erro
 			j.fail(err)
 			return err
 		}
-		pos := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, file), uint64(end))
-		if err := wb.Set(metaKey("logpos"), pos, nil); err != nil {
+		if err := wb.Set(metaKey("logpos"), logPos(file, end), nil); err != nil {
 			return err
 		}
 		j.blog.addLive(file, batches)

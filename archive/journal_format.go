@@ -24,8 +24,9 @@ import (
 // offset: a topic deleted and created again under its name before the
 // first one's batches were uploaded.
 //
-// Format 2 keeps, under a batch key, a pointer to the batch's record in the
-// batch log, whose body holds the key and the batch value below:
+// Formats 2 and 3 keep, under a batch key, a pointer to the batch's record
+// in the batch log, whose body holds the key and the batch value below
+// (the two differ in the log's files: journal_log.go):
 //
 //	batch pointer
 //	+------+----------------+----------------+---------------+-------------+
@@ -34,8 +35,8 @@ import (
 //	+------+----------------+----------------+---------------+-------------+
 //
 // Format 1 kept the batch value itself under the key; a format 1 journal
-// is read as it is and upgraded to 2 when a proxy opens it (new batches
-// go to the log, old values stay until uploaded).
+// is read as it is and upgraded when a proxy opens it (new batches go to
+// the log, old values stay until uploaded).
 //
 //	batch value
 //	+------+-----------+---------------+-------------+----------+--------------+
@@ -66,8 +67,9 @@ const (
 	eventValueV1 = 0x01
 
 	// journalFormat is stored under "mformat" and checked at open; this
-	// amber also reads format 1 (batch values inline).
-	journalFormat = 2
+	// amber also reads format 1 (batch values inline) and 2 (batch log
+	// files without a header, never reused: journal_log.go).
+	journalFormat = 3
 )
 
 func appendBatchPtr(dst []byte, p batchPtr) []byte {

@@ -2,6 +2,7 @@ package archive
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -23,32 +24,61 @@ import (
 // uploader, deleted once uploaded — and an LSM tree would copy every batch
 // through its memtable, its WAL, a flush and compactions. Here a batch is
 // written once: appended to the active log file with the rest of its group
-// commit in one write and one fdatasync. A log file is removed when the
-// last batch in it has been uploaded.
+// commit in one write and one fdatasync.
 //
 //	DIR/batches/0000000000000001.log, 0000000000000002.log, ...
 //
-//	record
-//	+-------+-------------+-------------+---------------------------------------+
-//	| 0xB1  | body length | CRC-32C     | body: key length uvarint | batch key  |
-//	| magic | uint32 BE   | of the body |       | batch value (v1, with data) |
-//	+-------+-------------+-------------+---------------------------------------+
+//	file     header, then records, then (after a clean close) an end record
+//	+----------------+----------------+----------------+-------------+
+//	| "AMBRLOG3"     | file number    | salt           | CRC-32C of  |
+//	| magic, 8 bytes | uint64 BE      | uint64, random | the 24 before|
+//	+----------------+----------------+----------------+-------------+
 //
-// A file is appended to by the journal's writer goroutine only, and a new
-// one is started at every open and once the active one passes
-// logFileSize. Crash safety: a group commit first makes its records
-// durable (write, fdatasync), then commits their pointers to Pebble
-// without an fsync of its own, with meta "logpos" (file number, offset)
-// saying how far the log is pointed to. A crash can lose those pointers
-// but not the records, so opening scans the log from the durable logpos
-// on and points at every whole record that has no pointer. A torn record
-// at the end of a file is where its commit failed: nobody was told it was
-// journaled, and the scan stops there.
+//	record
+//	+-------+-------------+----------------+------------------------------------+
+//	| 0xB2  | body length | CRC-32C of     | body: key length uvarint | batch   |
+//	| magic | uint32 BE   | salt ++ body   | key | batch value (v1, with data)  |
+//	+-------+-------------+----------------+------------------------------------+
+//	end record: body length 0 (written at a clean close)
+//
+// Journal format 2 wrote files without a header and records with magic
+// 0xB1 and the CRC-32C of the body alone; such files are still read (and
+// removed, not reused, once uploaded).
+//
+// A file is appended to by the journal's writer goroutine only; it starts
+// a new one at every open and once the active one passes logFileSize.
+// Crash safety: a group commit first makes its records durable (write,
+// fdatasync), then commits their pointers to Pebble without an fsync of
+// its own, with meta "logpos" (file number, offset) saying how far the log
+// is pointed to. A crash can lose those pointers but not the records, so
+// opening scans the log from the durable logpos on and points at every
+// whole record that has no pointer. A torn record at the end of a file is
+// where its commit failed: nobody was told it was journaled, and the scan
+// stops there.
+//
+// Reuse: a file whose batches are all uploaded is kept as a spare (up to
+// JournalOptions.SpareLogFiles) and the next new file is a spare renamed and written from
+// its start. Overwriting blocks the file already has makes fdatasync flush
+// data only; appending to a new file also commits the filesystem's block
+// allocation and size change with every fdatasync, which here costs twice
+// the CPU and time per sync (docs/BENCHMARKS-ARCHIVE.md). What a reused
+// file held before stays behind its new records; the salt, new for each
+// use, makes it fail the checksum, so a scan stops where the new records
+// end. The salt is random so that no record a client crafted inside a
+// batch can pass for one. Three rules keep the scan away from spares and
+// stale contents: a spare's number is always below the durable logpos's
+// file (logpos is moved to the new file, synced, before a file is started,
+// and at open); a reused file's rename is synced before anything is
+// written to it; and a file whose header is not its own (a rename a crash
+// kept without the new header) holds nothing.
 const (
-	logRecordMagic  = 0xB1
-	logRecordHeader = 1 + 4 + 4
-	logFileSize     = 64 << 20
-	logDir          = "batches"
+	logRecordMagic   = 0xB2
+	logRecordMagicV2 = 0xB1 // journal format 2: no file header, the CRC of the body alone
+	logRecordHeader  = 1 + 4 + 4
+	logHeaderMagic   = "AMBRLOG3"
+	logHeaderSize    = 8 + 8 + 8 + 4
+	logFileSize      = 64 << 20
+	logDir           = "batches"
 	// logChunk bounds the group commit's buffer: a larger group (async
 	// mode at full speed gathers tens of MB) is written in chunks of
 	// about this size and synced once, instead of copied into one
@@ -61,6 +91,9 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // errLogFileGone: a pointer's file was removed, because every batch in it
 // was uploaded after the pointer was read.
 var errLogFileGone = errors.New("batch log file removed")
+
+// errLogEnd: the end record a clean close writes.
+var errLogEnd = errors.New("end of batch log file")
 
 // batchPtr is where a batch's record is in the log.
 type batchPtr struct {
@@ -79,15 +112,27 @@ type logFile struct {
 	refs   int
 	live   int64 // pointers into it
 	doomed bool  // remove once refs is 0
+
+	magic    byte   // of its records: logRecordMagic, or logRecordMagicV2 in a file of format 2
+	seed     uint32 // its records' CRC starts from this: the CRC-32C of the salt (0 in format 2)
+	start    int64  // where its records start (after the header)
+	stale    bool   // its header is another file's: it holds no records
+	reusable bool   // it has a header, so it may be reused once uploaded
 }
 
 type batchLog struct {
-	fs  vfs.FS
-	dir string
+	fs        vfs.FS
+	dir       string
+	readOnly  bool
+	fileSize  int64 // rotate past this (logFileSize; tests make it small)
+	maxSpares int
 
 	mu     sync.Mutex
 	files  map[uint64]*logFile
-	active *logFile // nil when read-only
+	spares []uint64 // numbers of files kept for reuse, all batches uploaded
+	last   uint64   // the highest file number there is
+	reused int      // files started from a spare (tests read it)
+	active *logFile // nil when read-only and until startWriting
 	size   int64    // of the active file, including chunks of the group being built
 	buf    []byte   // the group commit being built (writer goroutine only)
 	err    error    // a chunk's write failed: the group fails
@@ -95,10 +140,10 @@ type batchLog struct {
 
 func logFileName(num uint64) string { return fmt.Sprintf("%016d.log", num) }
 
-// openBatchLog opens the log's files for reading and, unless readOnly,
-// starts a new active file numbered after the last one.
-func openBatchLog(fs vfs.FS, journalDir string, readOnly bool) (*batchLog, error) {
-	l := &batchLog{fs: fs, dir: filepath.Join(journalDir, logDir), files: map[uint64]*logFile{}}
+// openBatchLog opens the log's files for reading; a writable journal
+// calls startWriting once it has recovered.
+func openBatchLog(fs vfs.FS, journalDir string, readOnly bool, spares int) (*batchLog, error) {
+	l := &batchLog{fs: fs, dir: filepath.Join(journalDir, logDir), readOnly: readOnly, fileSize: logFileSize, maxSpares: spares, files: map[uint64]*logFile{}}
 	if !readOnly {
 		if err := fs.MkdirAll(l.dir, 0o755); err != nil {
 			return nil, fmt.Errorf("create %s: %w", l.dir, err)
@@ -115,7 +160,6 @@ func openBatchLog(fs vfs.FS, journalDir string, readOnly bool) (*batchLog, error
 		}
 		return nil, fmt.Errorf("list %s: %w", l.dir, err)
 	}
-	var last uint64
 	for _, name := range names {
 		num, ok := parseLogFileName(name)
 		if !ok {
@@ -126,17 +170,59 @@ func openBatchLog(fs vfs.FS, journalDir string, readOnly bool) (*batchLog, error
 			l.close()
 			return nil, fmt.Errorf("open batch log %s: %w", name, err)
 		}
-		l.files[num] = &logFile{num: num, f: f}
-		last = max(last, num)
-	}
-	if readOnly {
-		return l, nil
-	}
-	if err := l.rotate(last + 1); err != nil {
-		l.close()
-		return nil, err
+		lf := &logFile{num: num, f: f}
+		if err := lf.readHeader(); err != nil {
+			f.Close()
+			l.close()
+			return nil, err
+		}
+		l.files[num] = lf
+		l.last = max(l.last, num)
 	}
 	return l, nil
+}
+
+// readHeader reads lf's header, if it has one.
+func (lf *logFile) readHeader() error {
+	var h [logHeaderSize]byte
+	n, err := lf.f.ReadAt(h[:], 0)
+	if err != nil && err != io.EOF {
+		return fmt.Errorf("read batch log %s: %w", logFileName(lf.num), err)
+	}
+	if n < len(logHeaderMagic) || string(h[:len(logHeaderMagic)]) != logHeaderMagic {
+		lf.magic = logRecordMagicV2 // format 2, or a new file whose header never reached the disk
+		return nil
+	}
+	lf.magic, lf.start, lf.reusable = logRecordMagic, logHeaderSize, true
+	if n < logHeaderSize || crc32.Checksum(h[:24], castagnoli) != binary.BigEndian.Uint32(h[24:]) ||
+		binary.BigEndian.Uint64(h[8:]) != lf.num {
+		lf.stale = true // a reused file whose new header a crash lost: nothing in it was acknowledged
+		return nil
+	}
+	lf.seed = crc32.Checksum(h[16:24], castagnoli)
+	return nil
+}
+
+// newLogHeader makes a header for file num with a new salt.
+func newLogHeader(num uint64) (hdr []byte, seed uint32, err error) {
+	hdr = make([]byte, logHeaderSize)
+	copy(hdr, logHeaderMagic)
+	binary.BigEndian.PutUint64(hdr[8:], num)
+	if _, err := rand.Read(hdr[16:24]); err != nil {
+		return nil, 0, fmt.Errorf("batch log salt: %w", err)
+	}
+	binary.BigEndian.PutUint32(hdr[24:], crc32.Checksum(hdr[:24], castagnoli))
+	return hdr, crc32.Checksum(hdr[16:24], castagnoli), nil
+}
+
+// startWriting starts the active file after the highest-numbered one.
+func (l *batchLog) startWriting() error { return l.rotate(l.nextNum()) }
+
+// nextNum is the number the next active file gets.
+func (l *batchLog) nextNum() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.last + 1
 }
 
 func parseLogFileName(name string) (uint64, bool) {
@@ -147,28 +233,67 @@ func parseLogFileName(name string) (uint64, bool) {
 	return n, err == nil && n > 0
 }
 
-// rotate starts active file num: created, and the directory synced so that
-// the file survives a crash.
+// rotate starts active file num, a spare renamed if there is one: its
+// name synced, then its header written (made durable by the first group
+// commit's fdatasync).
 func (l *batchLog) rotate(num uint64) error {
 	path := l.fs.PathJoin(l.dir, logFileName(num))
-	f, err := l.fs.Create(path, vfs.WriteCategoryUnspecified)
+	f, err := l.reuseSpare(path)
 	if err != nil {
-		return fmt.Errorf("create batch log %s: %w", path, err)
+		return err
+	}
+	if f == nil {
+		if f, err = l.fs.Create(path, vfs.WriteCategoryUnspecified); err != nil {
+			return fmt.Errorf("create batch log %s: %w", path, err)
+		}
 	}
 	if err := syncDir(l.fs, l.dir); err != nil {
 		f.Close()
 		return err
 	}
-	lf := &logFile{num: num, f: f}
+	hdr, seed, err := newLogHeader(num)
+	if err == nil {
+		_, err = f.Write(hdr)
+	}
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("write batch log %s: %w", path, err)
+	}
+	lf := &logFile{num: num, f: f, magic: logRecordMagic, seed: seed, start: logHeaderSize, reusable: true}
 	l.mu.Lock()
 	if old := l.active; old != nil && old.live == 0 && old.refs == 0 {
 		l.removeLocked(old)
 	}
 	l.files[num] = lf
 	l.active = lf
-	l.size = 0
+	l.size = logHeaderSize
+	l.last = max(l.last, num)
 	l.mu.Unlock()
 	return nil
+}
+
+// reuseSpare renames a spare to path and opens it for writing from its
+// start; nil if there is no spare (or it could not be reused: it is
+// removed and a new file made instead).
+func (l *batchLog) reuseSpare(path string) (vfs.File, error) {
+	l.mu.Lock()
+	if len(l.spares) == 0 {
+		l.mu.Unlock()
+		return nil, nil
+	}
+	old := l.fs.PathJoin(l.dir, logFileName(l.spares[0]))
+	l.spares = l.spares[1:]
+	l.reused++
+	l.mu.Unlock()
+	if err := l.fs.Rename(old, path); err != nil {
+		l.fs.Remove(old)
+		return nil, nil
+	}
+	f, err := l.fs.OpenReadWrite(path, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return nil, fmt.Errorf("reuse batch log file as %s: %w", path, err)
+	}
+	return f, nil
 }
 
 func syncDir(fs vfs.FS, dir string) error {
@@ -190,21 +315,21 @@ func (l *batchLog) add(key []byte, valHeader []byte, data []byte) batchPtr {
 		l.writeChunk()
 	}
 	start := len(l.buf)
-	l.buf = append(l.buf, logRecordMagic, 0, 0, 0, 0, 0, 0, 0, 0)
+	l.buf = append(l.buf, l.active.magic, 0, 0, 0, 0, 0, 0, 0, 0)
 	l.buf = binary.AppendUvarint(l.buf, uint64(len(key)))
 	l.buf = append(l.buf, key...)
 	l.buf = append(l.buf, valHeader...)
 	l.buf = append(l.buf, data...)
 	body := l.buf[start+logRecordHeader:]
 	binary.BigEndian.PutUint32(l.buf[start+1:], uint32(len(body)))
-	binary.BigEndian.PutUint32(l.buf[start+5:], crc32.Checksum(body, castagnoli))
+	binary.BigEndian.PutUint32(l.buf[start+5:], crc32.Update(l.active.seed, castagnoli, body))
 	return batchPtr{file: l.active.num, off: l.size + int64(start), size: uint32(len(l.buf) - start), dataLen: uint32(len(data))}
 }
 
 // needRotate reports whether the active file is full; the writer rotates
 // before building a group commit, after making Pebble's pointers into the
 // full file durable.
-func (l *batchLog) needRotate() bool { return l.size >= logFileSize }
+func (l *batchLog) needRotate() bool { return l.size >= l.fileSize }
 
 // writeGroup writes the group commit built by add and syncs it; it returns
 // the active file's new end (logpos). On an error the caller fails the
@@ -271,6 +396,10 @@ func (l *batchLog) removeLocked(lf *logFile) {
 	}
 	delete(l.files, lf.num)
 	lf.f.Close()
+	if lf.reusable && !l.readOnly && len(l.spares) < l.maxSpares {
+		l.spares = append(l.spares, lf.num)
+		return
+	}
 	l.fs.Remove(l.fs.PathJoin(l.dir, logFileName(lf.num))) // a leftover is removed at the next open
 }
 
@@ -299,20 +428,21 @@ func (l *batchLog) read(p batchPtr, buf []byte) (key, val, out []byte, err error
 	if err != nil {
 		return nil, nil, buf, fmt.Errorf("read batch log %s at %d: %w", logFileName(p.file), p.off, err)
 	}
-	key, val, n, err := parseLogRecord(buf)
+	key, val, n, err := parseLogRecord(buf, lf.magic, lf.seed)
 	if err != nil || n != len(buf) {
 		return nil, nil, buf, fmt.Errorf("%w: batch log %s at %d: %v", ErrCorrupt, logFileName(p.file), p.off, err)
 	}
 	return key, val, buf, nil
 }
 
-// parseLogRecord parses the record at the start of b and returns its
-// length; io.ErrUnexpectedEOF if b ends inside it.
-func parseLogRecord(b []byte) (key, val []byte, n int, err error) {
+// parseLogRecord parses the record at the start of b, of a file whose
+// records have magic and CRC seed, and returns its length;
+// io.ErrUnexpectedEOF if b ends inside it, errLogEnd at an end record.
+func parseLogRecord(b []byte, magic byte, seed uint32) (key, val []byte, n int, err error) {
 	if len(b) < logRecordHeader {
 		return nil, nil, 0, io.ErrUnexpectedEOF
 	}
-	if b[0] != logRecordMagic {
+	if b[0] != magic {
 		return nil, nil, 0, fmt.Errorf("record magic %#x", b[0])
 	}
 	size := int(binary.BigEndian.Uint32(b[1:]))
@@ -320,14 +450,22 @@ func parseLogRecord(b []byte) (key, val []byte, n int, err error) {
 		return nil, nil, 0, io.ErrUnexpectedEOF
 	}
 	body := b[logRecordHeader : logRecordHeader+size]
-	if crc32.Checksum(body, castagnoli) != binary.BigEndian.Uint32(b[5:]) {
+	if crc32.Update(seed, castagnoli, body) != binary.BigEndian.Uint32(b[5:]) {
 		return nil, nil, 0, errors.New("record checksum mismatch")
+	}
+	if size == 0 && magic == logRecordMagic {
+		return nil, nil, logRecordHeader, errLogEnd
 	}
 	kl, w := binary.Uvarint(body)
 	if w <= 0 || uint64(len(body)-w) < kl {
 		return nil, nil, 0, errors.New("record key length")
 	}
 	return body[w : w+int(kl)], body[w+int(kl):], logRecordHeader + size, nil
+}
+
+// appendLogEnd appends the end record of a file whose records have seed.
+func appendLogEnd(dst []byte, seed uint32) []byte {
+	return binary.BigEndian.AppendUint32(append(dst, logRecordMagic, 0, 0, 0, 0), crc32.Update(seed, castagnoli, nil))
 }
 
 // scan calls fn with every whole record of the files from (file, off) on,
@@ -345,13 +483,16 @@ func (l *batchLog) scan(file uint64, off int64, fn func(key []byte, p batchPtr) 
 	sort.Slice(nums, func(i, k int) bool { return nums[i] < nums[k] })
 	for _, n := range nums {
 		lf := l.files[n]
+		if lf.stale {
+			continue
+		}
 		st, err := lf.f.Stat()
 		if err != nil {
 			return torn, err
 		}
-		from := int64(0)
+		from := lf.start
 		if n == file {
-			from = off
+			from = max(from, off)
 		}
 		if st.Size() <= from {
 			continue
@@ -361,7 +502,10 @@ func (l *batchLog) scan(file uint64, off int64, fn func(key []byte, p batchPtr) 
 			return torn, fmt.Errorf("read batch log %s: %w", logFileName(n), err)
 		}
 		for pos := 0; pos < len(b); {
-			key, val, size, err := parseLogRecord(b[pos:])
+			key, val, size, err := parseLogRecord(b[pos:], lf.magic, lf.seed)
+			if errors.Is(err, errLogEnd) {
+				break
+			}
 			if err != nil {
 				torn += int64(len(b) - pos)
 				break
@@ -378,6 +522,16 @@ func (l *batchLog) scan(file uint64, off int64, fn func(key []byte, p batchPtr) 
 		}
 	}
 	return torn, nil
+}
+
+// end writes the active file's end record at a clean close, so that the
+// next open's scan stops there without taking a reused file's earlier
+// contents for a torn commit. Not synced: without it, the scan stops all
+// the same, and says so.
+func (l *batchLog) end() {
+	if l.active != nil && l.active.magic == logRecordMagic {
+		l.active.f.Write(appendLogEnd(nil, l.active.seed))
+	}
 }
 
 // close closes every file.

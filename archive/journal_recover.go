@@ -24,14 +24,14 @@ func (j *Journal) checkFormat() error {
 	if err != nil {
 		return fmt.Errorf("read journal format: %w", err)
 	}
-	old := len(v) == 1 && v[0] == 1
+	old := len(v) == 1 && (v[0] == 1 || v[0] == 2)
 	ok := len(v) == 1 && v[0] == journalFormat
 	closer.Close()
 	switch {
 	case old && !j.opts.ReadOnly:
-		return j.db.Set(key, []byte{journalFormat}, pebble.Sync) // new batches go to the batch log
+		return j.db.Set(key, []byte{journalFormat}, pebble.Sync) // new batches go to files of this format
 	case !old && !ok:
-		return fmt.Errorf("%w: journal format %x, this amber reads 1 and %d: use a newer amber", ErrFormat, v, journalFormat)
+		return fmt.Errorf("%w: journal format %x, this amber reads 1 to %d: use a newer amber", ErrFormat, v, journalFormat)
 	}
 	return nil
 }
@@ -109,7 +109,10 @@ func (j *Journal) recoverSeq() error {
 
 // recoverLog points at the batch log's records that a crash left without
 // a pointer: those after the durable "logpos" whose key has none. In a
-// read-only journal they go to the overlay instead of Pebble.
+// read-only journal they go to the overlay instead of Pebble. A writable
+// journal then moves logpos to the file it is about to start, in the same
+// synced batch: every file before it is pointed to, and no spare
+// (recoverSeq keeps them) is ever at or after logpos.
 func (j *Journal) recoverLog() error {
 	var file uint64
 	var off int64
@@ -143,7 +146,7 @@ func (j *Journal) recoverLog() error {
 		return fmt.Errorf("recover the batch log: %w", err)
 	}
 	if torn > 0 {
-		j.log.Warn("the batch log ends in a record a failed or interrupted commit left incomplete; it was never acknowledged and is ignored", zap.Int64("bytes", torn))
+		j.log.Warn("the batch log ends in bytes that are no whole record: a commit a crash or a failed write interrupted (never acknowledged), or a reused file's earlier contents; ignored", zap.Int64("bytes", torn))
 	}
 	if found > 0 {
 		j.log.Info("recovered batches whose pointers a crash lost", zap.Int("batches", found))
@@ -156,12 +159,16 @@ func (j *Journal) recoverLog() error {
 		}
 		return nil
 	}
-	if found == 0 {
-		wb.Close()
-		return nil
-	}
 	defer wb.Close()
+	if err := wb.Set(metaKey("logpos"), logPos(j.blog.nextNum(), logHeaderSize), nil); err != nil {
+		return err
+	}
 	return wb.Commit(pebble.Sync)
+}
+
+// logPos is the value of meta "logpos".
+func logPos(file uint64, off int64) []byte {
+	return binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(make([]byte, 0, 16), file), uint64(off))
 }
 
 // reader is what batch and event iterators read: the database, seen

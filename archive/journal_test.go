@@ -211,8 +211,16 @@ func TestJournalIgnoresATornRecord(t *testing.T) {
 	if last == "" {
 		t.Fatalf("no batch log with data in %v", files)
 	}
-	// Forget the pointers (as a crash could), then tear a third record.
+	// Forget the pointers (as a crash could), then tear a third record
+	// where the clean close's end record was.
 	rec := append([]byte{logRecordMagic, 0, 0, 1, 0}, bytes.Repeat([]byte{7}, 40)...)
+	st, err := os.Stat(last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(last, st.Size()-logRecordHeader); err != nil {
+		t.Fatal(err)
+	}
 	f, err := os.OpenFile(last, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)

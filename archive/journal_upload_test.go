@@ -10,11 +10,11 @@ import (
 	"github.com/amber-kafka/amber/archive/memstore"
 )
 
-// TestJournalRemovesUploadedLogFiles: once the uploader has stored every
-// batch of a batch log file (FORMAT.md: journal/batches/*.log), the file
-// goes; the batches are in the store. A journal written in format 1
-// (batch values in Pebble) uploads the same way.
-func TestJournalRemovesUploadedLogFiles(t *testing.T) {
+// TestJournalReleasesUploadedLogFiles: once the uploader has stored every
+// batch of a batch log file (FORMAT.md: journal/batches/*.log), the
+// journal no longer needs it (it is kept as a spare, to be reused as a
+// later file); the batches are in the store.
+func TestJournalReleasesUploadedLogFiles(t *testing.T) {
 	dir := t.TempDir()
 	j, err := archive.OpenJournal(archive.JournalOptions{Dir: dir})
 	if err != nil {
@@ -49,8 +49,8 @@ func TestJournalRemovesUploadedLogFiles(t *testing.T) {
 	if err := u.Flush(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if n := logs(); n != 1 {
-		t.Errorf("%d batch log files after everything was uploaded, want only the active one", n)
+	if n := logs(); n != 2 {
+		t.Errorf("%d batch log files after everything was uploaded, want the active one and the full one kept as a spare", n)
 	}
 	var left int
 	j.Batches(func(*archive.Batch) error { left++; return nil })

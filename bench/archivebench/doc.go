@@ -21,9 +21,10 @@
 //     acknowledged with real, advancing base offsets and discarded, so
 //     the tee journals what it would with a real broker while the broker
 //     stays out of the measurement.
-//   - Every produce run gets a new proxy and an empty journal (the steady
-//     state of a proxy whose uploader keeps up); no uploader runs during
-//     produce runs, so their CPU is the tee's and the journal's alone.
+//   - Every produce run gets a new proxy and a journal in the steady state
+//     of a proxy whose uploader keeps up: no batches, and four spare batch
+//     log files to reuse (seasonJournal); no uploader runs during produce
+//     runs, so their CPU is the tee's and the journal's alone.
 //   - Throughput runs read the process's CPU time over their window; on
 //     a saturated machine CPU seconds per GB says what a component costs
 //     better than the rate does. The upload scenario also reads MinIO's

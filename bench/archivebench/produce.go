@@ -64,8 +64,9 @@ func NewCluster(scenario string, o Options) (*Cluster, error) {
 
 // TeeProxy is an Amber proxy in front of a Cluster, with, unless its
 // variant is VariantOff, a tee writing into a journal of its own in a new
-// directory. One is built for each run, so every run starts with an empty
-// journal: the steady state of a proxy whose uploader keeps up.
+// directory. One is built for each run, so every run starts with a journal
+// in the steady state of a proxy whose uploader keeps up: no batches, and
+// spare log files to reuse (seasonJournal).
 type TeeProxy struct {
 	Proxy   *proxy.Proxy
 	Journal *archive.Journal // nil for VariantOff
@@ -91,8 +92,12 @@ func (c *Cluster) StartProxy(variant string) (*TeeProxy, error) {
 		if tp.dir, err = os.MkdirTemp(c.o.Dir, "archivebench-journal-"); err != nil {
 			return nil, err
 		}
+		if err = seasonJournal(context.Background(), tp.dir); err != nil {
+			os.RemoveAll(tp.dir)
+			return nil, err
+		}
 		pprof.Do(context.Background(), labels(c.scenario, "journal/"+variant), func(context.Context) {
-			tp.Journal, err = archive.OpenJournal(archive.JournalOptions{Dir: tp.dir, Logger: c.o.Logger})
+			tp.Journal, err = archive.OpenJournal(archive.JournalOptions{Dir: tp.dir, Logger: c.o.Logger, SpareLogFiles: seasonSpares})
 		})
 		if err != nil {
 			os.RemoveAll(tp.dir)

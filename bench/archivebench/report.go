@@ -146,7 +146,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	if p := r.Produce; p != nil {
 		fmt.Fprintf(&b, "\n2a. proxied produce, maximum throughput: one franz-go producer, %d B random values, linger %s, %d partitions, %d kfake brokers (blackhole);\n"+
-			"    a new proxy and empty journal per run; dropped (batches the tee could not journal) and stalls are totals over the rounds\n",
+			"    a new proxy per run, its journal empty with 4 spare log files; dropped (batches the tee could not journal) and stalls are totals over the rounds\n",
 			s.RecordBytes, s.Linger, s.Partitions, s.Brokers)
 		table(&b, "variant\tMB/s\tvs off\tCPU s/GB\t+CPU s/GB\tjournal MB/s\tcommits/s\tdropped\tstalls\ttarget", func(row func(...any)) {
 			for _, v := range p.Variants {
