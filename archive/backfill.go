@@ -254,10 +254,11 @@ func (b *Backfiller) Stats() BackfillStats {
 // partPlan is what a pass must do for one partition.
 type partPlan struct {
 	info      partitionInfo
-	holes     []span  // to fetch, sorted
-	have      []span  // archived (coverage), sorted
-	known     []span  // known losses already recorded, sorted
-	perOffset float64 // average archived bytes per offset, 0 unknown
+	holes     []span    // to fetch, sorted
+	have      []span    // archived (coverage), sorted
+	known     []span    // known losses already recorded, sorted
+	perOffset float64   // average archived bytes per offset, 0 unknown
+	born      time.Time // the topic's last deletion (births.go), zero if none
 	rep       *PartitionBackfill
 }
 
@@ -296,7 +297,11 @@ func (b *Backfiller) step(ctx context.Context) (*BackfillReport, error) {
 	} else if err := b.arch.Refresh(ctx); err != nil {
 		return rep, err
 	}
-	cov, err := CombinedCoverage(b.arch, b.opts.Journal)
+	births, err := b.births(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("topic deletions: %w", err)
+	}
+	cov, err := combinedCoverage(b.arch, b.opts.Journal, births)
 	if err != nil {
 		return rep, fmt.Errorf("coverage: %w", err)
 	}
@@ -322,7 +327,7 @@ func (b *Backfiller) step(ctx context.Context) (*BackfillReport, error) {
 			continue
 		}
 		k := tp{pi.topic, pi.partition}
-		p := &partPlan{info: pi, rep: r}
+		p := &partPlan{info: pi, rep: r, born: births[pi.topic]}
 		if c := byTP[k]; c != nil {
 			p.have = c.covered()
 			for _, l := range c.KnownLoss {
@@ -424,6 +429,18 @@ func (b *Backfiller) step(ctx context.Context) (*BackfillReport, error) {
 	return rep, errors.Join(errs...)
 }
 
+// births is each topic's last deletion: the journal's record of them for
+// a proxy's backfill, else the archive's events (amber backfill). A
+// topic deleted and created again counts as archived only what was
+// acknowledged after, so that the old topic's batches do not hide what
+// the new one is missing at the same offsets.
+func (b *Backfiller) births(ctx context.Context) (map[string]time.Time, error) {
+	if b.opts.Journal != nil {
+		return b.opts.Journal.TopicBirths(), nil
+	}
+	return ArchiveTopicBirths(ctx, b.arch)
+}
+
 // settled records this pass's high watermark of a partition and returns
 // the highest offset a pass may fetch up to: the newest watermark
 // observed at least Settle ago (or now, with no Settle). Before one is,
@@ -503,7 +520,7 @@ func (b *Backfiller) backfillPartition(ctx context.Context, p *partPlan, now tim
 		var keep []Batch
 		before := cursor
 		for _, raw := range r.batches {
-			bt, h := backfilledBatch(pi.topic, pi.partition, raw, b.opts.ClientID, now)
+			bt, h := backfilledBatch(pi.topic, pi.partition, raw, b.opts.ClientID, now, p.born)
 			base, end := bt.BaseOffset, bt.BaseOffset+h.Records()
 			if end <= cursor {
 				continue

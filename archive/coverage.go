@@ -85,21 +85,39 @@ func (j *Journal) Coverage() ([]PartitionCoverage, error) {
 // to it hold together (either may be nil), each batch counted once, with
 // the known losses both record.
 func CombinedCoverage(a *Archive, j *Journal) ([]PartitionCoverage, error) {
+	return combinedCoverage(a, j, nil)
+}
+
+// combinedCoverage is CombinedCoverage of the topics as they are now: a
+// topic in births (deleted and created again, births.go) counts only what
+// was acknowledged, and losses recorded, after its birth.
+func combinedCoverage(a *Archive, j *Journal, births map[string]time.Time) ([]PartitionCoverage, error) {
 	parts := map[tp][]BatchMeta{}
 	losses := map[tp][]LossRange{}
+	old := func(topic string, at time.Time) bool {
+		born, ok := births[topic]
+		return ok && !at.After(born)
+	}
 	if a != nil {
 		for k, refs := range a.partitions() {
 			for _, r := range refs {
-				parts[k] = append(parts[k], r.meta)
+				if !old(k.topic, r.meta.AckTime) {
+					parts[k] = append(parts[k], r.meta)
+				}
 			}
 		}
-		for k, ls := range a.losses() {
-			losses[k] = append(losses[k], ls...)
+		for _, ix := range a.indexes {
+			for bi := range ix.Blocks {
+				if blk := &ix.Blocks[bi]; blk.Kind == blockLosses && !old(blk.Topic, ix.Created) {
+					k := tp{blk.Topic, blk.Partition}
+					losses[k] = append(losses[k], blk.Losses...)
+				}
+			}
 		}
 	}
 	if j != nil {
 		err := j.Events(func(ev *Event) error {
-			if k, l, ok := lossFromEvent(ev); ok {
+			if k, l, ok := lossFromEvent(ev); ok && !old(k.topic, ev.Time) {
 				losses[k] = append(losses[k], l)
 			}
 			return nil
@@ -108,6 +126,9 @@ func CombinedCoverage(a *Archive, j *Journal) ([]PartitionCoverage, error) {
 			return nil, err
 		}
 		err = j.Batches(func(b *Batch) error {
+			if old(b.Topic, b.AckTime) {
+				return nil
+			}
 			h, err := protocol.ParseBatchHeader(b.Data)
 			if err != nil {
 				return err

@@ -259,13 +259,19 @@ func (pi *partitionInfo) fetcher(cl *kgo.Client, adm *kadm.Client) *partitionFet
 // CRC covers neither), the offset in BaseOffset, and, since no
 // acknowledgement was seen, the broker's append time (LogAppendTime
 // batches) or the batch's MaxTimestamp as the ack time.
-func backfilledBatch(topic string, partition int32, raw []byte, clientID string, now time.Time) (Batch, protocol.BatchHeader) {
+func backfilledBatch(topic string, partition int32, raw []byte, clientID string, now, born time.Time) (Batch, protocol.BatchHeader) {
 	h, _ := protocol.ParseBatchHeader(raw) // parsed when fetched
 	binary.BigEndian.PutUint64(raw[0:], 0)
 	binary.BigEndian.PutUint32(raw[12:], 0xffffffff)
 	b := Batch{Topic: topic, Partition: partition, BaseOffset: h.FirstOffset, LogAppendTime: -1, ClientID: clientID, Data: raw, AckTime: now}
 	if h.MaxTimestamp >= 0 {
 		b.AckTime = time.UnixMilli(h.MaxTimestamp).UTC()
+	}
+	if !born.IsZero() && !b.AckTime.After(born) {
+		// A batch of a topic created again after born was appended
+		// after born, whatever timestamps its producer set (a mirror
+		// keeps the source's): it must not pass for the old topic's.
+		b.AckTime = born.Add(time.Millisecond)
 	}
 	if h.Attributes&protocol.AttrLogAppendTime != 0 {
 		b.LogAppendTime = h.MaxTimestamp

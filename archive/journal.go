@@ -215,6 +215,13 @@ type Journal struct {
 	stats struct {
 		batches, batchBytes, duplicates, events, commits, commitErrors, refused, commitNanos atomic.Int64
 	}
+
+	// births is each deleted topic's last deletion (births.go); the loop
+	// writes it, backfills read it.
+	births struct {
+		sync.Mutex
+		m map[string]time.Time
+	}
 }
 
 // OpenJournal opens (creating unless ReadOnly) the journal in opts.Dir,
@@ -272,6 +279,11 @@ func OpenJournal(opts JournalOptions) (*Journal, error) {
 		return nil, err
 	}
 	if err := j.recoverSeq(); err != nil {
+		j.blog.close()
+		db.Close()
+		return nil, err
+	}
+	if err := j.loadBirths(); err != nil {
 		j.blog.close()
 		db.Close()
 		return nil, err

@@ -3,6 +3,7 @@ package archive
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -117,6 +118,16 @@ func (j *Journal) commit(batches []Batch, events []Event) error {
 			return err
 		}
 	}
+	births, newBirths := j.birthsAfter(events)
+	if newBirths {
+		v, err := json.Marshal(births)
+		if err != nil {
+			return err
+		}
+		if err := wb.Set(metaKey("births"), v, nil); err != nil {
+			return err
+		}
+	}
 	start := time.Now()
 	j.commitStart.Store(start.UnixNano())
 	err := j.commitGroup(wb, committed, len(events) > 0)
@@ -126,6 +137,11 @@ func (j *Journal) commit(batches []Batch, events []Event) error {
 		return err
 	}
 	j.nextSeq = seq
+	if newBirths {
+		j.births.Lock()
+		j.births.m = births
+		j.births.Unlock()
+	}
 	j.backlog.Add(nbytes)
 	j.stats.commits.Add(1)
 	j.stats.batches.Add(committed)

@@ -139,20 +139,6 @@ func (a *Archive) buildPartitions() map[tp][]batchRef {
 	return out
 }
 
-// losses gathers the known losses every index summarises, by partition.
-func (a *Archive) losses() map[tp][]LossRange {
-	out := map[tp][]LossRange{}
-	for _, ix := range a.indexes {
-		for bi := range ix.Blocks {
-			if blk := &ix.Blocks[bi]; blk.Kind == blockLosses {
-				k := tp{blk.Topic, blk.Partition}
-				out[k] = append(out[k], blk.Losses...)
-			}
-		}
-	}
-	return out
-}
-
 // Coverage reports, per partition, what the archive holds, merging every
 // writer and counting overlapping copies of a batch once.
 func (a *Archive) Coverage() []PartitionCoverage {
