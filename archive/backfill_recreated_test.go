@@ -2,6 +2,7 @@ package archive_test
 
 import (
 	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -11,7 +12,9 @@ import (
 
 	"github.com/amber-kafka/amber/archive"
 	"github.com/amber-kafka/amber/archive/memstore"
+	"github.com/amber-kafka/amber/internal/testkit"
 	"github.com/amber-kafka/amber/protocol"
+	"github.com/amber-kafka/amber/proxy"
 )
 
 // TestBackfillTopicCreatedAgain: a topic deleted and created again under
@@ -105,4 +108,100 @@ func recordValues(t *testing.T, data []byte) []string {
 		out = append(out, string(r.Value))
 	}
 	return out
+}
+
+// TestTopicCreatedAgainWhileNoProxyRan: the topic is deleted and created
+// again, and written to, while the proxy is down. The journal kept the
+// topic's id from the first run, so the restarted proxy's tee notices the
+// new id in the first Metadata response and journals an observed
+// deletion; the backfill then fetches what the new topic got while no
+// proxy ran (timestamps before the deletion was noticed), and the topic
+// as it is now reads back whole.
+func TestTopicCreatedAgainWhileNoProxyRan(t *testing.T) {
+	c := testkit.NewCluster(t, kfake.SeedTopics(1, "t"))
+	dir := filepath.Join(t.TempDir(), "journal")
+	start := func() (*archive.Journal, *proxy.Proxy, *kgo.Client) {
+		j, err := archive.OpenJournal(archive.JournalOptions{Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := proxy.New(proxy.Options{Upstreams: c.ListenAddrs(), Listen: "127.0.0.1:0", Tee: archive.NewTee(j, archive.TeeOptions{Durability: archive.Sync})})
+		if err == nil {
+			err = p.Start()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl, err := kgo.NewClient(kgo.SeedBrokers(p.Addr()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return j, p, cl
+	}
+	stop := func(j *archive.Journal, p *proxy.Proxy, cl *kgo.Client) {
+		cl.Close()
+		if err := p.Shutdown(ctx(t)); err != nil {
+			t.Fatal(err)
+		}
+		if err := j.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := memstore.New()
+	j, p, cl := start()
+	produce(t, cl, "t", 0, 6)
+	if err := newUploader(t, j, s, writerA, nil).Flush(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	stop(j, p, cl)
+
+	direct, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	adm := kadm.NewClient(direct)
+	if _, err := adm.DeleteTopics(ctx(t), "t"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.CreateTopic(ctx(t), 1, 1, nil, "t"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := direct.ProduceSync(ctx(t), &kgo.Record{Topic: "t", Value: fmt.Appendf(nil, "down-%d", i)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(5 * time.Millisecond)
+
+	j, p, cl = start()
+	defer stop(j, p, cl)
+	if err := cl.ProduceSync(ctx(t), &kgo.Record{Topic: "t", Value: []byte("up-3")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := j.TopicBirths()["t"]; !ok {
+		t.Fatalf("the restarted proxy did not notice t was created again: births %v", j.TopicBirths())
+	}
+	if rep := backfill(t, direct, s, archive.BackfillOptions{Journal: j}); rep.Offsets != 3 {
+		t.Errorf("backfilled %d offsets, want the 3 produced while no proxy ran: %+v", rep.Offsets, rep.Partitions)
+	}
+	if err := newUploader(t, j, s, writerA, nil).Flush(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	a := openArchive(t, s)
+	births, err := archive.ArchiveTopicBirths(ctx(t), a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	err = a.ReadPartitionAckedAfter(ctx(t), "t", 0, births["t"], func(b *archive.Batch) error {
+		got = append(got, fmt.Sprintf("%d:%s", b.BaseOffset, recordValues(t, b.Data)))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != "[0:[down-0] 1:[down-1] 2:[down-2] 3:[up-3]]" {
+		t.Errorf("the topic as it is now, from the archive: %v", got)
+	}
 }

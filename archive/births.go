@@ -2,6 +2,7 @@ package archive
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -98,4 +99,83 @@ func ArchiveTopicBirths(ctx context.Context, a *Archive) (map[string]time.Time, 
 		return nil
 	})
 	return m, err
+}
+
+// kindTopicIDs is an event the tee appends, never stored as one: the
+// topic ids it saw change (name → hex id, "" once deleted). The journal
+// keeps the current id of each topic under meta "topicids" (the same
+// JSON), committed with the events that came with it, so that a tee
+// started later knows them and notices a topic deleted and created again
+// while no proxy ran.
+const kindTopicIDs = "amber_topic_ids"
+
+// TopicIDs returns each topic's id as the tee last saw it.
+func (j *Journal) TopicIDs() map[string][16]byte {
+	j.births.Lock()
+	defer j.births.Unlock()
+	out := make(map[string][16]byte, len(j.births.ids))
+	for name, h := range j.births.ids {
+		var id [16]byte
+		if b, err := hex.DecodeString(h); err == nil && len(b) == 16 {
+			copy(id[:], b)
+			out[name] = id
+		}
+	}
+	return out
+}
+
+// loadTopicIDs reads meta "topicids".
+func (j *Journal) loadTopicIDs() error {
+	j.births.ids = map[string]string{}
+	v, closer, err := j.db.Get(metaKey("topicids"))
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+		return nil
+	case err != nil:
+		return fmt.Errorf("read journal topic ids: %w", err)
+	}
+	defer closer.Close()
+	if err := json.Unmarshal(v, &j.births.ids); err != nil {
+		return fmt.Errorf("%w: journal topic ids: %v", ErrFormat, err)
+	}
+	return nil
+}
+
+// takeTopicIDs removes the kindTopicIDs events from events and returns
+// the topic ids with their changes applied, or nil if there were none.
+func (j *Journal) takeTopicIDs(events []Event) ([]Event, map[string]string) {
+	var ids map[string]string
+	kept := events[:0:0]
+	for i := range events {
+		if events[i].Kind != kindTopicIDs {
+			if ids != nil {
+				kept = append(kept, events[i])
+			}
+			continue
+		}
+		if ids == nil {
+			kept = append(kept, events[:i]...)
+			j.births.Lock()
+			ids = make(map[string]string, len(j.births.ids))
+			for k, v := range j.births.ids {
+				ids[k] = v
+			}
+			j.births.Unlock()
+		}
+		var change map[string]string
+		if json.Unmarshal(events[i].Body, &change) != nil {
+			continue
+		}
+		for name, id := range change {
+			if id == "" {
+				delete(ids, name)
+			} else {
+				ids[name] = id
+			}
+		}
+	}
+	if ids == nil {
+		return events, nil
+	}
+	return kept, ids
 }

@@ -220,7 +220,8 @@ type Journal struct {
 	// writes it, backfills read it.
 	births struct {
 		sync.Mutex
-		m map[string]time.Time
+		m   map[string]time.Time
+		ids map[string]string // topic name → hex id (TopicIDs)
 	}
 }
 
@@ -283,7 +284,10 @@ func OpenJournal(opts JournalOptions) (*Journal, error) {
 		db.Close()
 		return nil, err
 	}
-	if err := j.loadBirths(); err != nil {
+	if err = j.loadBirths(); err == nil {
+		err = j.loadTopicIDs()
+	}
+	if err != nil {
 		j.blog.close()
 		db.Close()
 		return nil, err

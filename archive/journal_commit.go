@@ -18,6 +18,7 @@ func (j *Journal) commit(batches []Batch, events []Event) error {
 	if errp := j.failed.Load(); errp != nil {
 		return *errp
 	}
+	events, topicIDs := j.takeTopicIDs(events) // kept as meta, not as events
 	if len(batches) > 0 && j.blog.needRotate() {
 		// Move logpos to the new file, synced, first: that makes Pebble's
 		// pointers into the full file durable (the recovery scan only
@@ -118,6 +119,15 @@ func (j *Journal) commit(batches []Batch, events []Event) error {
 			return err
 		}
 	}
+	if topicIDs != nil {
+		v, err := json.Marshal(topicIDs)
+		if err != nil {
+			return err
+		}
+		if err := wb.Set(metaKey("topicids"), v, nil); err != nil {
+			return err
+		}
+	}
 	births, newBirths := j.birthsAfter(events)
 	if newBirths {
 		v, err := json.Marshal(births)
@@ -137,11 +147,14 @@ func (j *Journal) commit(batches []Batch, events []Event) error {
 		return err
 	}
 	j.nextSeq = seq
+	j.births.Lock()
 	if newBirths {
-		j.births.Lock()
 		j.births.m = births
-		j.births.Unlock()
 	}
+	if topicIDs != nil {
+		j.births.ids = topicIDs
+	}
+	j.births.Unlock()
 	j.backlog.Add(nbytes)
 	j.stats.commits.Add(1)
 	j.stats.batches.Add(committed)

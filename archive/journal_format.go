@@ -19,6 +19,7 @@ import (
 //	                                  the batch log is pointed to up to here)
 //	                                 ("m" "evseq", "m" "upseq": next event and upload numbers)
 //	                                 ("m" "births" → JSON: each topic's last deletion, births.go)
+//	                                 ("m" "topicids" → JSON: each topic's current id, births.go)
 //
 // Kafka topic names are [a-zA-Z0-9._-], so 0x00 cannot occur in a topic.
 // The suffix (a unix ns time) tells apart two different batches at one

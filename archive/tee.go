@@ -86,7 +86,13 @@ type Tee struct {
 		// deleted and created again around the proxy (learnTopics).
 		current map[string][16]byte
 		gone    map[[16]byte]bool // ids deleted through the proxy: a stale broker may still name them
+		// changed is what current gained or lost since the journal was
+		// last told (zero id: deleted). The journal keeps current across
+		// restarts (Journal.TopicIDs), so a topic created again while no
+		// proxy ran is noticed too.
+		changed map[string][16]byte
 	}
+	eventMu     sync.Mutex
 	lastDropLog atomic.Int64
 
 	stats struct {
@@ -106,7 +112,47 @@ func NewTee(j *Journal, opts TeeOptions) *Tee {
 	t.topics.byID = make(map[[16]byte]string)
 	t.topics.current = make(map[string][16]byte)
 	t.topics.gone = make(map[[16]byte]bool)
+	t.topics.changed = make(map[string][16]byte)
+	if j != nil {
+		for name, id := range j.TopicIDs() {
+			t.topics.current[name] = id
+			t.topics.byID[id] = name
+		}
+	}
 	return t
+}
+
+// setCurrent makes id the current id of topic name (zero: none). The
+// caller holds t.topics.
+func (t *Tee) setCurrent(name string, id [16]byte) {
+	if old, ok := t.topics.current[name]; ok == (id != [16]byte{}) && old == id {
+		return
+	}
+	if id == ([16]byte{}) {
+		delete(t.topics.current, name)
+	} else {
+		t.topics.current[name] = id
+	}
+	t.topics.changed[name] = id
+}
+
+// takeIDChanges returns the changes of current since the last call as the
+// event that has the journal keep them, if there are any.
+func (t *Tee) takeIDChanges(at time.Time) (Event, bool) {
+	t.topics.Lock()
+	defer t.topics.Unlock()
+	if len(t.topics.changed) == 0 {
+		return Event{}, false
+	}
+	body := make(map[string]string, len(t.topics.changed))
+	for name, id := range t.topics.changed {
+		body[name] = ""
+		if id != ([16]byte{}) {
+			body[name] = hex.EncodeToString(id[:])
+		}
+	}
+	clear(t.topics.changed)
+	return Event{Time: at, Kind: kindTopicIDs, Body: mustJSON(body)}, true
 }
 
 // Keys lists the API keys the tee observes.
@@ -179,19 +225,26 @@ func (t *Tee) Observe(x *protocol.Exchange) func() {
 			return nil
 		}
 		return t.produce(x, req, x.Response.(*kmsg.ProduceResponse))
-	case *kmsg.MetadataRequest:
-		if events := t.learnTopics(x, x.Response.(*kmsg.MetadataResponse)); len(events) > 0 {
-			t.stats.events.Add(int64(len(events)))
-			if err := t.j.AppendNoWait(nil, events); err != nil {
-				t.dropped(int64(len(events)), err)
-			}
-		}
-		return nil
 	}
-	if events := t.events(x); len(events) > 0 {
-		t.stats.events.Add(int64(len(events)))
+	// One at a time from here to the append, so that a change of topic
+	// ids goes to the journal in the same append as the deletion event
+	// it implies (takeIDChanges).
+	t.eventMu.Lock()
+	defer t.eventMu.Unlock()
+	var events []Event
+	if resp, ok := x.Response.(*kmsg.MetadataResponse); ok {
+		events = t.learnTopics(x, resp)
+	} else {
+		events = t.events(x)
+	}
+	n := int64(len(events))
+	if ev, ok := t.takeIDChanges(x.Acked); ok {
+		events = append(events, ev)
+	}
+	if len(events) > 0 {
+		t.stats.events.Add(n)
 		if err := t.j.AppendNoWait(nil, events); err != nil {
-			t.dropped(int64(len(events)), err)
+			t.dropped(n, err)
 		}
 	}
 	return nil
@@ -233,7 +286,7 @@ func (t *Tee) learnTopics(x *protocol.Exchange, resp *kmsg.MetadataResponse) []E
 		}
 		t.topics.byID[id] = name
 		if !known || t.topics.current[name] == ([16]byte{}) {
-			t.topics.current[name] = id
+			t.setCurrent(name, id)
 		}
 	}
 	return events

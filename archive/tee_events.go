@@ -74,7 +74,7 @@ func (t *Tee) events(x *protocol.Exchange) []Event {
 			}
 			if tp.TopicID != ([16]byte{}) {
 				t.topics.byID[tp.TopicID] = tp.Topic
-				t.topics.current[tp.Topic] = tp.TopicID
+				t.setCurrent(tp.Topic, tp.TopicID)
 			}
 			a := asked[tp.Topic]
 			ev := TopicCreatedEvent{Topic: tp.Topic, Partitions: a.NumPartitions, ReplicationFactor: a.ReplicationFactor}
@@ -113,7 +113,7 @@ func (t *Tee) events(x *protocol.Exchange) []Event {
 				if tp.TopicID != ([16]byte{}) {
 					t.topics.gone[tp.TopicID] = true
 				}
-				delete(t.topics.current, ev.Topic)
+				t.setCurrent(ev.Topic, [16]byte{})
 				t.topics.Unlock()
 			}
 			add(KindDeleteTopics, ev)
