@@ -184,7 +184,10 @@ type Journal struct {
 		// commit: nobody waits for them, so the loop lets them gather.
 		lazy    int64
 		waiters []chan error
-		closed  bool
+		// releases give back lent batch data (AppendLent) once the
+		// commit holding it is done.
+		releases []func()
+		closed   bool
 		lastErr error
 	}
 
@@ -319,8 +322,17 @@ func (j *Journal) BacklogBytes() int64 { return j.backlog.Load() }
 // Batch data is copied into the commit only when it runs, so callers must
 // not reuse it until the channel delivers.
 func (j *Journal) Append(batches []Batch, events []Event) (<-chan error, error) {
+	return j.AppendLent(batches, events, nil)
+}
+
+// AppendLent is Append for batch data the caller lends rather than gives:
+// the journal calls release once it no longer reads the data (after the
+// commit that holds it, whatever its outcome), and the caller may reuse
+// the data then. If it refuses, release is not called. The tee lends the
+// proxy's request buffers this way instead of copying every batch.
+func (j *Journal) AppendLent(batches []Batch, events []Event, release func()) (<-chan error, error) {
 	ch := make(chan error, 1)
-	if err := j.append(batches, events, ch); err != nil {
+	if err := j.append(batches, events, ch, release); err != nil {
 		return nil, err
 	}
 	return ch, nil
@@ -332,10 +344,15 @@ func (j *Journal) Append(batches []Batch, events []Event) (<-chan error, error) 
 // CoalesceDelay or CoalesceBytes so that it fsyncs far less often than it
 // is woken. The batches' data must not be reused afterwards.
 func (j *Journal) AppendNoWait(batches []Batch, events []Event) error {
-	return j.append(batches, events, nil)
+	return j.append(batches, events, nil, nil)
 }
 
-func (j *Journal) append(batches []Batch, events []Event, ch chan error) error {
+// AppendNoWaitLent is AppendNoWait with the data lent (AppendLent).
+func (j *Journal) AppendNoWaitLent(batches []Batch, events []Event, release func()) error {
+	return j.append(batches, events, nil, release)
+}
+
+func (j *Journal) append(batches []Batch, events []Event, ch chan error, release func()) error {
 	if errp := j.failed.Load(); errp != nil {
 		j.stats.refused.Add(1)
 		return *errp
@@ -364,6 +381,9 @@ func (j *Journal) append(batches []Batch, events []Event, ch chan error) error {
 	}
 	j.mu.batches = append(j.mu.batches, batches...)
 	j.mu.events = append(j.mu.events, events...)
+	if release != nil {
+		j.mu.releases = append(j.mu.releases, release)
+	}
 	j.mu.bytes += size
 	if ch != nil {
 		j.mu.waiters = append(j.mu.waiters, ch)
@@ -449,14 +469,17 @@ func (j *Journal) Commit() error {
 // step.
 func (j *Journal) commitPending() error {
 	j.mu.Lock()
-	batches, events, waiters := j.mu.batches, j.mu.events, j.mu.waiters
-	j.mu.batches, j.mu.events, j.mu.waiters = nil, nil, nil
+	batches, events, waiters, releases := j.mu.batches, j.mu.events, j.mu.waiters, j.mu.releases
+	j.mu.batches, j.mu.events, j.mu.waiters, j.mu.releases = nil, nil, nil, nil
 	j.mu.bytes, j.mu.lazy = 0, 0
 	j.mu.Unlock()
 	if len(batches) == 0 && len(events) == 0 {
 		return nil
 	}
 	err := j.commit(batches, events)
+	for _, r := range releases {
+		r() // the commit has copied what it wrote: nothing reads the data now
+	}
 	for _, w := range waiters {
 		w <- err
 	}
@@ -474,10 +497,13 @@ func (j *Journal) commitPending() error {
 func (j *Journal) refuseWaiting() error {
 	err := *j.failed.Load()
 	j.mu.Lock()
-	waiters := j.mu.waiters
-	j.mu.batches, j.mu.events, j.mu.waiters = nil, nil, nil
+	waiters, releases := j.mu.waiters, j.mu.releases
+	j.mu.batches, j.mu.events, j.mu.waiters, j.mu.releases = nil, nil, nil, nil
 	j.mu.bytes, j.mu.lazy = 0, 0
 	j.mu.Unlock()
+	for _, r := range releases {
+		r()
+	}
 	for _, w := range waiters {
 		w <- err
 	}

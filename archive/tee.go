@@ -357,25 +357,39 @@ func (t *Tee) produce(x *protocol.Exchange, req *kmsg.ProduceRequest, resp *kmsg
 	if len(batches) == 0 {
 		return nil
 	}
-	// The request aliases the connection's buffer, released when Observe
-	// returns: copy every batch into one allocation.
-	buf := make([]byte, 0, size)
-	for i := range batches {
-		start := len(buf)
-		buf = append(buf, batches[i].Data...)
-		batches[i].Data = buf[start:len(buf):len(buf)]
+	// The request aliases the connection's buffer, which the proxy reuses
+	// once Observe returns. Keep the buffer until the journal has written
+	// the batches if the proxy lends it; else copy every batch into one
+	// allocation (at 100 MB/s the copy, its zeroing and its garbage cost
+	// about a third of what the tee adds in async mode).
+	var release func()
+	if x.Retain != nil {
+		release = x.Retain()
+	} else {
+		buf := make([]byte, 0, size)
+		for i := range batches {
+			start := len(buf)
+			buf = append(buf, batches[i].Data...)
+			batches[i].Data = buf[start:len(buf):len(buf)]
+		}
+	}
+	refused := func(err error) {
+		if release != nil {
+			release()
+		}
+		t.dropped(int64(len(batches)), err)
 	}
 	t.stats.batches.Add(int64(len(batches)))
 	if t.opts.Durability == Async {
 		// A failed commit is counted and logged by the journal.
-		if err := t.j.AppendNoWait(batches, nil); err != nil {
-			t.dropped(int64(len(batches)), err)
+		if err := t.j.AppendNoWaitLent(batches, nil, release); err != nil {
+			refused(err)
 		}
 		return nil
 	}
-	done, err := t.j.Append(batches, nil)
+	done, err := t.j.AppendLent(batches, nil, release)
 	if err != nil {
-		t.dropped(int64(len(batches)), err)
+		refused(err)
 		return nil
 	}
 	return func() {

@@ -16,4 +16,10 @@ type Exchange struct {
 	// Acked is when the response arrived from the broker (for acks=0,
 	// when the request was forwarded).
 	Acked time.Time
+	// Retain, if set, keeps the buffer Request aliases (a Produce
+	// request's batches) past Observe: the proxy does not reuse it until
+	// the release it returns is called, once. A tee that keeps the
+	// batches calls it instead of copying them. Nil where the request
+	// aliases nothing a tee may keep; at most one call.
+	Retain func() (release func())
 }

@@ -407,7 +407,7 @@ func (c *conn) relay(br *bufio.Reader, w *frameWriter, e inflight, prefix [proto
 			wait func()
 			err  error
 		)
-		out, wait, err = c.process(e, frame, out[:0])
+		out, wait, err = c.process(&e, frame, out[:0])
 		if err != nil {
 			c.log.Error("closing client connection: cannot rewrite response", zap.String("api", kmsg.NameForKey(e.key)), zap.Int16("api_version", e.version), zap.Error(err))
 			o.Metrics.Error(e.key, ReasonRewrite)
@@ -427,7 +427,8 @@ func (c *conn) relay(br *bufio.Reader, w *frameWriter, e inflight, prefix [proto
 	}
 	// Written, and the decoded response is gone: nothing aliases the frame.
 	// A teed request's buffer goes back now too, once its response is
-	// written (and after the tee's wait, though the tee may not rely on it).
+	// written (and after the tee's wait, though the tee may not rely on
+	// it), unless the tee retained it (nil then): it puts it back itself.
 	frames.put(fb)
 	frames.put(e.owned)
 	return out, true

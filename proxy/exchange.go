@@ -15,7 +15,7 @@ import (
 // addresses. It returns the new frame with its size prefix appended to out,
 // or nil if the response goes out as the broker sent it, and the tee's wait
 // function, if any, to call before the response is written.
-func (c *conn) process(e inflight, frame, out []byte) ([]byte, func(), error) {
+func (c *conn) process(e *inflight, frame, out []byte) ([]byte, func(), error) {
 	hlen, err := protocol.ResponseHeaderLen(e.key, e.version, frame)
 	if err != nil {
 		return nil, nil, err
@@ -45,7 +45,17 @@ func (c *conn) process(e inflight, frame, out []byte) ([]byte, func(), error) {
 
 	var wait func()
 	if e.req != nil {
-		wait = c.p.opts.Tee.Observe(&Exchange{ClientID: e.clientID, Request: e.req, Response: resp, Acked: time.Now()})
+		x := &Exchange{ClientID: e.clientID, Request: e.req, Response: resp, Acked: time.Now()}
+		if e.owned != nil {
+			// The tee may keep the request's buffer instead of copying
+			// its batches: then the caller does not put it back.
+			x.Retain = func() func() {
+				b := e.owned
+				e.owned = nil
+				return func() { frames.put(b) }
+			}
+		}
+		wait = c.p.opts.Tee.Observe(x)
 	}
 
 	var changed bool

@@ -36,7 +36,7 @@ func TestTeedResponseOutlivesFrame(t *testing.T) {
 	req := kmsg.NewPtrMetadataRequest()
 	req.SetVersion(12)
 	e := inflight{key: 3, version: 12, corr: 7, decode: true, req: req}
-	if _, _, err := c.process(e, frame, nil); err != nil {
+	if _, _, err := c.process(&e, frame, nil); err != nil {
 		t.Fatal(err)
 	}
 	for i := range frame {

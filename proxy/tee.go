@@ -20,7 +20,8 @@ type Tee interface {
 	// response is written to the client. Request is a decoded message that
 	// aliases a pooled frame buffer (a Produce request's batches are not
 	// copied): it is valid only until Observe returns, so the tee copies
-	// what it keeps of it. Response is decoded with copies and may be kept.
+	// what it keeps of it, or calls x.Retain to keep the buffer until it
+	// releases it. Response is decoded with copies and may be kept.
 	// A request the broker answers with no response (Produce with acks=0)
 	// is observed on the client goroutine as it is forwarded, with a nil
 	// Response.
