@@ -188,7 +188,7 @@ type Journal struct {
 		// commit holding it is done.
 		releases []func()
 		closed   bool
-		lastErr error
+		lastErr  error
 	}
 
 	// commitReq asks the writer goroutine (loop), the only one that
