@@ -25,10 +25,10 @@ import (
 // TopicBirths returns, per topic deleted while this journal recorded, its
 // last deletion: when the topic of that name now began.
 func (j *Journal) TopicBirths() map[string]time.Time {
-	j.births.Lock()
-	defer j.births.Unlock()
-	out := make(map[string]time.Time, len(j.births.m))
-	for k, v := range j.births.m {
+	j.topics.Lock()
+	defer j.topics.Unlock()
+	out := make(map[string]time.Time, len(j.topics.births))
+	for k, v := range j.topics.births {
 		out[k] = v
 	}
 	return out
@@ -37,21 +37,21 @@ func (j *Journal) TopicBirths() map[string]time.Time {
 // loadBirths reads meta "births", and the deletions among the events not
 // yet uploaded (a journal older than the meta key has only those).
 func (j *Journal) loadBirths() error {
-	j.births.m = map[string]time.Time{}
+	j.topics.births = map[string]time.Time{}
 	v, closer, err := j.db.Get(metaKey("births"))
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):
 	case err != nil:
 		return fmt.Errorf("read journal births: %w", err)
 	default:
-		err := json.Unmarshal(v, &j.births.m)
+		err := json.Unmarshal(v, &j.topics.births)
 		closer.Close()
 		if err != nil {
 			return fmt.Errorf("%w: journal births: %v", ErrFormat, err)
 		}
 	}
 	return j.Events(func(ev *Event) error {
-		noteBirth(j.births.m, ev)
+		noteBirth(j.topics.births, ev)
 		return nil
 	})
 }
@@ -111,10 +111,10 @@ const kindTopicIDs = "amber_topic_ids"
 
 // TopicIDs returns each topic's id as the tee last saw it.
 func (j *Journal) TopicIDs() map[string][16]byte {
-	j.births.Lock()
-	defer j.births.Unlock()
-	out := make(map[string][16]byte, len(j.births.ids))
-	for name, h := range j.births.ids {
+	j.topics.Lock()
+	defer j.topics.Unlock()
+	out := make(map[string][16]byte, len(j.topics.ids))
+	for name, h := range j.topics.ids {
 		var id [16]byte
 		if b, err := hex.DecodeString(h); err == nil && len(b) == 16 {
 			copy(id[:], b)
@@ -126,7 +126,7 @@ func (j *Journal) TopicIDs() map[string][16]byte {
 
 // loadTopicIDs reads meta "topicids".
 func (j *Journal) loadTopicIDs() error {
-	j.births.ids = map[string]string{}
+	j.topics.ids = map[string]string{}
 	v, closer, err := j.db.Get(metaKey("topicids"))
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):
@@ -135,7 +135,7 @@ func (j *Journal) loadTopicIDs() error {
 		return fmt.Errorf("read journal topic ids: %w", err)
 	}
 	defer closer.Close()
-	if err := json.Unmarshal(v, &j.births.ids); err != nil {
+	if err := json.Unmarshal(v, &j.topics.ids); err != nil {
 		return fmt.Errorf("%w: journal topic ids: %v", ErrFormat, err)
 	}
 	return nil
@@ -155,12 +155,12 @@ func (j *Journal) takeTopicIDs(events []Event) ([]Event, map[string]string) {
 		}
 		if ids == nil {
 			kept = append(kept, events[:i]...)
-			j.births.Lock()
-			ids = make(map[string]string, len(j.births.ids))
-			for k, v := range j.births.ids {
+			j.topics.Lock()
+			ids = make(map[string]string, len(j.topics.ids))
+			for k, v := range j.topics.ids {
 				ids[k] = v
 			}
-			j.births.Unlock()
+			j.topics.Unlock()
 		}
 		var change map[string]string
 		if json.Unmarshal(events[i].Body, &change) != nil {

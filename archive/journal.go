@@ -219,12 +219,13 @@ type Journal struct {
 		batches, batchBytes, duplicates, events, commits, commitErrors, refused, commitNanos atomic.Int64
 	}
 
-	// births is each deleted topic's last deletion (births.go); the loop
-	// writes it, backfills read it.
-	births struct {
+	// topics is what the journal keeps about topics themselves
+	// (births.go): each deleted topic's last deletion, and each topic's
+	// current id. The loop writes them; backfills and tees read them.
+	topics struct {
 		sync.Mutex
-		m   map[string]time.Time
-		ids map[string]string // topic name → hex id (TopicIDs)
+		births map[string]time.Time
+		ids    map[string]string // topic name → hex id (TopicIDs)
 	}
 }
 

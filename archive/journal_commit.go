@@ -147,14 +147,14 @@ func (j *Journal) commit(batches []Batch, events []Event) error {
 		return err
 	}
 	j.nextSeq = seq
-	j.births.Lock()
+	j.topics.Lock()
 	if newBirths {
-		j.births.m = births
+		j.topics.births = births
 	}
 	if topicIDs != nil {
-		j.births.ids = topicIDs
+		j.topics.ids = topicIDs
 	}
-	j.births.Unlock()
+	j.topics.Unlock()
 	j.backlog.Add(nbytes)
 	j.stats.commits.Add(1)
 	j.stats.batches.Add(committed)
