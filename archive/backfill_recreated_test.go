@@ -70,26 +70,33 @@ func TestBackfillTopicCreatedAgain(t *testing.T) {
 			t.Errorf("%s: backfilled %d offsets, want %d: %+v", pass.name, rep.Offsets, pass.want, rep.Partitions)
 		}
 	}
+	if got := currentTopic(t, s, "t"); fmt.Sprint(got) != "[0:[new-0] 1:[new-1] 2:[new-2] 3:[new-3]]" {
+		t.Errorf("the topic as it is now, from the archive: %v", got)
+	}
+}
+
+// currentTopic reads partition 0 of topic as it is now (what was
+// acknowledged after its last deletion) from the archive in s: each
+// batch as "offset:[values]".
+func currentTopic(t *testing.T, s archive.Store, topic string) []string {
+	t.Helper()
 	a := openArchive(t, s)
 	births, err := archive.ArchiveTopicBirths(ctx(t), a)
 	if err != nil {
 		t.Fatal(err)
 	}
-	born := births["t"]
-	if born.IsZero() {
-		t.Fatalf("archive births %v", births)
+	if births[topic].IsZero() {
+		t.Fatalf("the archive records no deletion of %s: %v", topic, births)
 	}
 	var got []string
-	err = a.ReadPartitionAckedAfter(ctx(t), "t", 0, born, func(b *archive.Batch) error {
+	err = a.ReadPartitionAckedAfter(ctx(t), topic, 0, births[topic], func(b *archive.Batch) error {
 		got = append(got, fmt.Sprintf("%d:%s", b.BaseOffset, recordValues(t, b.Data)))
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fmt.Sprint(got) != "[0:[new-0] 1:[new-1] 2:[new-2] 3:[new-3]]" {
-		t.Errorf("the topic as it is now, from the archive: %v", got)
-	}
+	return got
 }
 
 // recordValues decodes the values of a record batch.
@@ -188,19 +195,7 @@ func TestTopicCreatedAgainWhileNoProxyRan(t *testing.T) {
 	if err := newUploader(t, j, s, writerA, nil).Flush(ctx(t)); err != nil {
 		t.Fatal(err)
 	}
-	a := openArchive(t, s)
-	births, err := archive.ArchiveTopicBirths(ctx(t), a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	err = a.ReadPartitionAckedAfter(ctx(t), "t", 0, births["t"], func(b *archive.Batch) error {
-		got = append(got, fmt.Sprintf("%d:%s", b.BaseOffset, recordValues(t, b.Data)))
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := currentTopic(t, s, "t")
 	if fmt.Sprint(got) != "[0:[down-0] 1:[down-1] 2:[down-2] 3:[up-3]]" {
 		t.Errorf("the topic as it is now, from the archive: %v", got)
 	}

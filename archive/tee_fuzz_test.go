@@ -19,23 +19,7 @@ import (
 // partition the response accepted (error 0, base offset ≥ 0), lies at or
 // after that base offset, and is a v2 batch.
 func FuzzTeeProducePairing(f *testing.F) {
-	req := kmsg.NewPtrProduceRequest()
-	req.SetVersion(9)
-	req.Acks = -1
-	rt := kmsg.NewProduceRequestTopic()
-	rt.Topic = "t"
-	rp := kmsg.NewProduceRequestTopicPartition()
-	rp.Records = testkit.RecordBatch([]byte("k"), []byte("v"), []byte("k2"), nil)
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
-	resp := kmsg.NewPtrProduceResponse()
-	resp.SetVersion(9)
-	st := kmsg.NewProduceResponseTopic()
-	st.Topic = "t"
-	sp := kmsg.NewProduceResponseTopicPartition()
-	sp.BaseOffset = 7
-	st.Partitions = append(st.Partitions, sp)
-	resp.Topics = append(resp.Topics, st)
+	req, resp := produceExchange(testkit.RecordBatch([]byte("k"), []byte("v"), []byte("k2"), nil), 7)
 	f.Add(int16(9), req.AppendTo(nil), resp.AppendTo(nil))
 
 	f.Fuzz(func(t *testing.T, version int16, reqBytes, respBytes []byte) {

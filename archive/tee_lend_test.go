@@ -14,17 +14,16 @@ import (
 	"github.com/amber-kafka/amber/protocol"
 )
 
-// lentExchange is a Produce exchange whose request's batches alias buf,
-// as the proxy's pooled frame buffer, with Retain recording the tee's
-// calls. The broker accepted the partition at offset 40.
-func lentExchange(buf []byte, retained, released *atomic.Int32) *protocol.Exchange {
+// produceExchange is a Produce request (v9, acks=all) with records for
+// t/0 and its response accepting them at base.
+func produceExchange(records []byte, base int64) (*kmsg.ProduceRequest, *kmsg.ProduceResponse) {
 	req := kmsg.NewPtrProduceRequest()
 	req.SetVersion(9)
 	req.Acks = -1
 	rt := kmsg.NewProduceRequestTopic()
 	rt.Topic = "t"
 	rp := kmsg.NewProduceRequestTopicPartition()
-	rp.Records = buf
+	rp.Records = records
 	rt.Partitions = append(rt.Partitions, rp)
 	req.Topics = append(req.Topics, rt)
 	resp := kmsg.NewPtrProduceResponse()
@@ -32,9 +31,17 @@ func lentExchange(buf []byte, retained, released *atomic.Int32) *protocol.Exchan
 	st := kmsg.NewProduceResponseTopic()
 	st.Topic = "t"
 	sp := kmsg.NewProduceResponseTopicPartition()
-	sp.BaseOffset = 40
+	sp.BaseOffset = base
 	st.Partitions = append(st.Partitions, sp)
 	resp.Topics = append(resp.Topics, st)
+	return req, resp
+}
+
+// lentExchange is a Produce exchange whose request's batches alias buf,
+// as the proxy's pooled frame buffer, with Retain recording the tee's
+// calls. The broker accepted the partition at offset 40.
+func lentExchange(buf []byte, retained, released *atomic.Int32) *protocol.Exchange {
+	req, resp := produceExchange(buf, 40)
 	return &protocol.Exchange{Request: req, Response: resp, Acked: time.Now(), Retain: func() func() {
 		retained.Add(1)
 		return func() {
