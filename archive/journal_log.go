@@ -29,10 +29,10 @@ import (
 //	DIR/batches/0000000000000001.log, 0000000000000002.log, ...
 //
 //	file     header, then records, then (after a clean close) an end record
-//	+----------------+----------------+----------------+-------------+
-//	| "AMBRLOG3"     | file number    | salt           | CRC-32C of  |
-//	| magic, 8 bytes | uint64 BE      | uint64, random | the 24 before|
-//	+----------------+----------------+----------------+-------------+
+//	+----------------+----------------+----------------+---------------+
+//	| "AMBRLOG3"     | file number    | salt           | CRC-32C of    |
+//	| magic, 8 bytes | uint64 BE      | 8 random bytes | bytes 0-23    |
+//	+----------------+----------------+----------------+---------------+
 //
 //	record
 //	+-------+-------------+----------------+------------------------------------+
@@ -57,8 +57,8 @@ import (
 // stops there.
 //
 // Reuse: a file whose batches are all uploaded is kept as a spare (up to
-// JournalOptions.SpareLogFiles) and the next new file is a spare renamed and written from
-// its start. Overwriting blocks the file already has makes fdatasync flush
+// JournalOptions.SpareLogFiles), and the next new file is a spare renamed
+// and written from its start. Overwriting blocks the file already has makes fdatasync flush
 // data only; appending to a new file also commits the filesystem's block
 // allocation and size change with every fdatasync, which here costs twice
 // the CPU and time per sync (docs/BENCHMARKS-ARCHIVE.md). What a reused
