@@ -25,7 +25,8 @@ import (
 // the old batches do not count for the new topic. Checked for a proxy's
 // backfill (the journal keeps the deletion after its event is uploaded)
 // and for amber backfill (the archive's events); a second pass of each
-// fetches nothing again.
+// fetches nothing again; and verify --against compares the cluster with
+// the new topic's batches only.
 func TestBackfillTopicCreatedAgain(t *testing.T) {
 	e := startTeed(t, archive.Sync, kfake.SeedTopics(1, "t"))
 	proxied := e.client(t)
@@ -72,6 +73,11 @@ func TestBackfillTopicCreatedAgain(t *testing.T) {
 	}
 	if got := currentTopic(t, s, "t"); fmt.Sprint(got) != "[0:[new-0] 1:[new-1] 2:[new-2] 3:[new-3]]" {
 		t.Errorf("the topic as it is now, from the archive: %v", got)
+	}
+	// verify --against compares the topic as it is now, not the old one's
+	// batches at the same offsets.
+	if cmp := compare(t, s, direct, "t"); !cmp.OK() || cmp.Partitions[0].Matched != 4 {
+		t.Errorf("compared with the cluster: %+v", cmp.Partitions)
 	}
 }
 
@@ -198,5 +204,8 @@ func TestTopicCreatedAgainWhileNoProxyRan(t *testing.T) {
 	got := currentTopic(t, s, "t")
 	if fmt.Sprint(got) != "[0:[down-0] 1:[down-1] 2:[down-2] 3:[up-3]]" {
 		t.Errorf("the topic as it is now, from the archive: %v", got)
+	}
+	if cmp := compare(t, s, direct, "t"); !cmp.OK() || cmp.Partitions[0].Matched != 4 {
+		t.Errorf("compared with the cluster: %+v", cmp.Partitions)
 	}
 }

@@ -129,6 +129,12 @@ func (a *Archive) CompareWithCluster(ctx context.Context, opts CompareOptions) (
 		return nil, err
 	}
 	refs := a.partitions()
+	// A topic deleted and created again is compared as it is now: the old
+	// topic's batches at the same offsets are not the cluster's records.
+	births, err := ArchiveTopicBirths(ctx, a)
+	if err != nil {
+		return nil, fmt.Errorf("topic deletions: %w", err)
+	}
 	out := &Comparison{Partitions: make([]PartitionComparison, len(parts))}
 	var total int64
 	for _, pi := range parts {
@@ -159,7 +165,7 @@ func (a *Archive) CompareWithCluster(ctx context.Context, opts CompareOptions) (
 				}
 				c := &comparer{a: a, pi: pi, pc: pc, f: pi.fetcher(opts.Client, adm), maxBytes: opts.FetchMaxBytes,
 					maxDiffs: opts.MaxDifferences, progress: progress, next: pi.logStart}
-				if err := c.run(ctx, refs[tp{pi.topic, pi.partition}]); err != nil {
+				if err := c.run(ctx, ackedAfter(refs[tp{pi.topic, pi.partition}], births[pi.topic])); err != nil {
 					pc.Error = err.Error()
 				}
 			}

@@ -161,17 +161,21 @@ func (a *Archive) ReadPartition(ctx context.Context, topic string, partition int
 // name holds two offset ranges that overlap, and a restore of the new one
 // must not take the old one's batches as copies of its own.
 func (a *Archive) ReadPartitionAckedAfter(ctx context.Context, topic string, partition int32, after time.Time, fn func(*Batch) error) error {
-	refs := a.partitions()[tp{topic, partition}]
-	if !after.IsZero() {
-		kept := make([]batchRef, 0, len(refs))
-		for _, r := range refs {
-			if r.meta.AckTime.After(after) {
-				kept = append(kept, r)
-			}
-		}
-		refs = kept
+	return a.scanRefs(ctx, ackedAfter(a.partitions()[tp{topic, partition}], after), -1<<62, fn)
+}
+
+// ackedAfter keeps the refs acknowledged after after (all if it is zero).
+func ackedAfter(refs []batchRef, after time.Time) []batchRef {
+	if after.IsZero() {
+		return refs
 	}
-	return a.scanRefs(ctx, refs, -1<<62, fn)
+	kept := make([]batchRef, 0, len(refs))
+	for _, r := range refs {
+		if r.meta.AckTime.After(after) {
+			kept = append(kept, r)
+		}
+	}
+	return kept
 }
 
 // readBlock fetches one block with a ranged read and decodes it.
