@@ -92,12 +92,28 @@ func CombinedCoverage(a *Archive, j *Journal) ([]PartitionCoverage, error) {
 // topic in births (deleted and created again, births.go) counts only what
 // was acknowledged, and losses recorded, after its birth.
 func combinedCoverage(a *Archive, j *Journal, births map[string]time.Time) ([]PartitionCoverage, error) {
-	parts := map[tp][]BatchMeta{}
-	losses := map[tp][]LossRange{}
-	old := func(topic string, at time.Time) bool {
+	return coverageWithout(a, j, func(topic string, at time.Time) bool {
 		born, ok := births[topic]
 		return ok && !at.After(born)
-	}
+	})
+}
+
+// CoverageBetween is the coverage of topic as it was between two of its
+// deletions (births.go): only batches acknowledged, and losses recorded,
+// after after and not after before (a zero time leaves that side open).
+// Restore reports what is missing of the topic it restores with it.
+func (a *Archive) CoverageBetween(topic string, after, before time.Time) []PartitionCoverage {
+	cov, _ := coverageWithout(a, nil, func(t string, at time.Time) bool { // no journal: no error
+		return t != topic || !after.IsZero() && !at.After(after) || !before.IsZero() && at.After(before)
+	})
+	return cov
+}
+
+// coverageWithout is CombinedCoverage leaving out the batches and losses
+// for which old(topic, ack or record time) is true.
+func coverageWithout(a *Archive, j *Journal, old func(topic string, at time.Time) bool) ([]PartitionCoverage, error) {
+	parts := map[tp][]BatchMeta{}
+	losses := map[tp][]LossRange{}
 	if a != nil {
 		for k, refs := range a.partitions() {
 			for _, r := range refs {

@@ -25,13 +25,29 @@ type history struct {
 	deleted map[string][]time.Time
 	// coverage is the archive's, by partition: its holes and known losses.
 	coverage map[tpKey]archive.PartitionCoverage
+	// a is the archive, for the coverage of one topic of a name that was
+	// deleted and created again (missing).
+	a *archive.Archive
 }
 
-// missing lists the source offsets below high that the archive does not
-// hold, known losses first then holes, in offset order within each.
-func (h *history) missing(topic string, partition int32, high int64) []archive.LossRange {
+// missing lists the source offsets below high that the topic restored up
+// to until does not have in the archive, known losses first then holes,
+// in offset order within each. For a topic deleted and created again it
+// counts only that topic's batches, not the other's at the same offsets.
+func (h *history) missing(topic string, partition int32, high int64, until time.Time) []archive.LossRange {
+	if high <= 0 {
+		return nil
+	}
 	c, ok := h.coverage[tpKey{topic, partition}]
-	if !ok || high <= 0 {
+	if born, died := h.incarnation(topic, until), h.deletedAfter(topic, until); !born.IsZero() || !died.IsZero() {
+		c, ok = archive.PartitionCoverage{}, false
+		for _, pc := range h.a.CoverageBetween(topic, born, died) {
+			if pc.Partition == partition {
+				c, ok = pc, true
+			}
+		}
+	}
+	if !ok {
 		return nil
 	}
 	var out []archive.LossRange
@@ -73,6 +89,7 @@ func loadHistory(ctx context.Context, a *archive.Archive) (*history, error) {
 		grown:    map[string]int32{},
 		deleted:  map[string][]time.Time{},
 		coverage: map[tpKey]archive.PartitionCoverage{},
+		a:        a,
 	}
 	for _, c := range a.Coverage() {
 		h.coverage[tpKey{c.Topic, c.Partition}] = c

@@ -369,7 +369,7 @@ func restorePartition(ctx context.Context, o *Options, hist *history, t *target,
 	if err != nil {
 		return pr, fmt.Errorf("restore %s/%d into %s/%d: %w", src, p, dst, p, err)
 	}
-	pr.Missing = hist.missing(src, p, pr.SourceHigh)
+	pr.Missing = hist.missing(src, p, pr.SourceHigh, o.Until)
 	return pr, nil
 }
 
