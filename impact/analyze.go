@@ -32,7 +32,15 @@ func Analyze(ctx context.Context, o Options) (*Report, error) {
 	for _, t := range o.Topics {
 		topics[t] = true
 	}
-	parts, err := loadPartitions(o.Archive, o.Journal, topics)
+	h, err := loadHistory(ctx, o.Archive, o.Journal, topics)
+	if err != nil {
+		return nil, err
+	}
+	lives, err := h.lifetimes(o.Topics, o.Since, o.Until)
+	if err != nil {
+		return nil, err
+	}
+	parts, err := loadPartitions(o.Archive, o.Journal, topics, lives)
 	if err != nil {
 		return nil, err
 	}
@@ -67,17 +75,18 @@ func Analyze(ctx context.Context, o Options) (*Report, error) {
 		return rep, nil
 	}
 
-	h, err := loadHistory(ctx, o.Archive, o.Journal, topics)
-	if err != nil {
-		return nil, err
-	}
-	c := &counter{ctx: ctx, a: o.Archive}
+	c := &counter{ctx: ctx, a: o.Archive, lives: lives}
 	groups := map[string]*Group{}
 	var commitTracks, snapshotTracks int
 	var newestCommit time.Time
 	for k, t := range h.tracks {
 		w, ok := windows[k.tp]
 		if !ok {
+			continue
+		}
+		// Of a topic deleted and created again, only what the group did
+		// while the topic of the window lived.
+		if t = t.within(lives[k.topic]); len(t.commits)+len(t.snapshots)+t.aborted+t.pending == 0 {
 			continue
 		}
 		if len(t.commits) > 0 || t.aborted+t.pending > 0 {

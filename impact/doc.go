@@ -36,4 +36,10 @@
 // The only data read is for a committed offset that falls inside a batch
 // with gaps (compacted, fetched by a backfill), to count exactly the
 // records below it.
+//
+// A topic deleted and created again under its name is two topics at the
+// same offsets: the window's batches, and the commits and snapshots that
+// count, are those of the topic that lived in the window (after its last
+// deletion before Since, up to its next one). A window with a deletion
+// inside is refused (ErrWindowSpansDeletion).
 package impact

@@ -9,5 +9,10 @@ var ErrNoArchive = errors.New("no archive")
 // archive.
 var ErrUnknownTopic = errors.New("topic not in the archive")
 
+// ErrWindowSpansDeletion is returned when a topic was deleted (and
+// created again under its name) inside the window: the window would mix
+// two topics whose offsets overlap.
+var ErrWindowSpansDeletion = errors.New("the topic was deleted inside the window")
+
 // errStop ends an archive scan early.
 var errStop = errors.New("stop")

@@ -42,6 +42,54 @@ type history struct {
 	// name: TxnOffsetCommit v6+ names topics by id, which a proxy that
 	// predates support for it recorded as "".
 	unnamed map[string]int
+	// deleted lists each analysed topic's deletions: a topic created
+	// again under its name is another topic at the same offsets.
+	deleted map[string][]time.Time
+}
+
+// lifetime is when the topic of a name that a window falls in lived:
+// after born (its last deletion before the window, zero if none) and not
+// after died (its first deletion after the window, zero if none).
+type lifetime struct{ born, died time.Time }
+
+func (l lifetime) has(at time.Time) bool {
+	return (l.born.IsZero() || at.After(l.born)) && (l.died.IsZero() || !at.After(l.died))
+}
+
+// lifetimes finds, per topic, the lifetime the window [since, until]
+// falls in, or fails if a deletion falls inside the window.
+func (h *history) lifetimes(topics []string, since, until time.Time) (map[string]lifetime, error) {
+	out := map[string]lifetime{}
+	for _, topic := range topics {
+		var l lifetime
+		for _, d := range h.deleted[topic] {
+			switch {
+			case !d.After(since):
+				l.born = d
+			case !d.After(until):
+				return nil, fmt.Errorf("%w: %s was deleted and created again at %s; analyze the window up to then and from then on separately",
+					ErrWindowSpansDeletion, topic, fmtTime(d))
+			case l.died.IsZero():
+				l.died = d
+			}
+		}
+		out[topic] = l
+	}
+	return out, nil
+}
+
+// within keeps the commits and snapshots made while l lasted.
+func (t *track) within(l lifetime) *track {
+	keep := func(ps []position) []position {
+		var out []position
+		for _, p := range ps {
+			if l.has(p.at) {
+				out = append(out, p)
+			}
+		}
+		return out
+	}
+	return &track{commits: keep(t.commits), aborted: t.aborted, pending: t.pending, snapshots: keep(t.snapshots)}
 }
 
 type pidEpoch struct {
@@ -62,7 +110,7 @@ type txnCommit struct {
 // loadHistory reads every event of a (and j, if set) and keeps the
 // commits, transaction outcomes and group snapshots of topics.
 func loadHistory(ctx context.Context, a *archive.Archive, j *archive.Journal, topics map[string]bool) (*history, error) {
-	h := &history{tracks: map[gkey]*track{}, unnamed: map[string]int{}}
+	h := &history{tracks: map[gkey]*track{}, unnamed: map[string]int{}, deleted: map[string][]time.Time{}}
 	var (
 		ends = map[pidEpoch][]txnEnd{}
 		txns []txnCommit
@@ -81,7 +129,7 @@ func loadHistory(ctx context.Context, a *archive.Archive, j *archive.Journal, to
 	}
 	visit := func(ev *archive.Event) error {
 		switch ev.Kind {
-		case archive.KindOffsetCommit, archive.KindTxnOffsetCommit, archive.KindEndTxn, archive.KindGroupOffsetsSnapshot:
+		case archive.KindOffsetCommit, archive.KindTxnOffsetCommit, archive.KindEndTxn, archive.KindGroupOffsetsSnapshot, archive.KindDeleteTopics:
 		default:
 			return nil
 		}
@@ -123,6 +171,11 @@ func loadHistory(ctx context.Context, a *archive.Archive, j *archive.Journal, to
 			}
 			k := pidEpoch{e.ProducerID, e.ProducerEpoch}
 			ends[k] = append(ends[k], txnEnd{ev.Time, e.Commit})
+		case archive.KindDeleteTopics:
+			var e archive.TopicDeletedEvent
+			if json.Unmarshal(ev.Body, &e) == nil && topics[e.Topic] {
+				h.deleted[e.Topic] = append(h.deleted[e.Topic], ev.Time)
+			}
 		case archive.KindGroupOffsetsSnapshot:
 			var e archive.GroupOffsetsSnapshotEvent
 			if err := json.Unmarshal(ev.Body, &e); err != nil {
@@ -167,6 +220,9 @@ func loadHistory(ctx context.Context, a *archive.Archive, j *archive.Journal, to
 	for _, t := range h.tracks {
 		sort.SliceStable(t.commits, func(i, j int) bool { return t.commits[i].at.Before(t.commits[j].at) })
 		sort.SliceStable(t.snapshots, func(i, j int) bool { return t.snapshots[i].at.Before(t.snapshots[j].at) })
+	}
+	for _, ds := range h.deleted {
+		sort.Slice(ds, func(i, j int) bool { return ds[i].Before(ds[j]) })
 	}
 	return h, nil
 }

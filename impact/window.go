@@ -37,8 +37,11 @@ type partition struct {
 
 // loadPartitions gathers the batches of topics from the indexes of a
 // (and from j, if set), merging writers and counting each offset once as
-// the archive's readers do.
-func loadPartitions(a *archive.Archive, j *archive.Journal, topics map[string]bool) (map[tp]*partition, error) {
+// the archive's readers do. Of a topic deleted and created again it takes
+// only the batches acknowledged in its lifetime of lives (the other
+// topic's batches sit at the same offsets); a partition all of whose
+// batches are left out is there, empty.
+func loadPartitions(a *archive.Archive, j *archive.Journal, topics map[string]bool, lives map[string]lifetime) (map[tp]*partition, error) {
 	all := map[tp][]batch{}
 	for _, ix := range a.Indexes() {
 		for bi := range ix.Blocks {
@@ -47,14 +50,22 @@ func loadPartitions(a *archive.Archive, j *archive.Journal, topics map[string]bo
 				continue // an events or losses block, or another topic
 			}
 			k := tp{blk.Topic, blk.Partition}
+			all[k] = append(all[k], nil...)
 			for _, m := range blk.Batches {
-				all[k] = append(all[k], batch{base: m.BaseOffset, span: m.Span, records: m.Records, ack: m.AckTime})
+				if lives[blk.Topic].has(m.AckTime) {
+					all[k] = append(all[k], batch{base: m.BaseOffset, span: m.Span, records: m.Records, ack: m.AckTime})
+				}
 			}
 		}
 	}
 	if j != nil {
 		err := j.Batches(func(b *archive.Batch) error {
+			k := tp{b.Topic, b.Partition}
 			if !topics[b.Topic] {
+				return nil
+			}
+			all[k] = append(all[k], nil...)
+			if !lives[b.Topic].has(b.AckTime) {
 				return nil
 			}
 			h, err := protocol.ParseBatchHeader(b.Data)
@@ -67,7 +78,6 @@ func loadPartitions(a *archive.Archive, j *archive.Journal, topics map[string]bo
 					return fmt.Errorf("journal batch %s/%d@%d: %w", b.Topic, b.Partition, b.BaseOffset, err)
 				}
 			}
-			k := tp{b.Topic, b.Partition}
 			all[k] = append(all[k], nb)
 			return nil
 		})
@@ -139,8 +149,9 @@ func (p *partition) window(since, until time.Time) (w PartitionWindow, ok bool) 
 // counter counts archived records in offset ranges, reading record data
 // only for a batch with gaps that a range ends inside.
 type counter struct {
-	ctx context.Context
-	a   *archive.Archive
+	ctx   context.Context
+	a     *archive.Archive
+	lives map[string]lifetime // as loadPartitions took them
 }
 
 // count returns how many archived records of p lie in [lo, hi).
@@ -177,8 +188,8 @@ func (c *counter) count(p *partition, lo, hi int64) (int64, error) {
 func (c *counter) read(p *partition, base int64) ([]int64, error) {
 	var offs []int64
 	err := c.a.ScanPartition(c.ctx, p.topic, p.partition, base, func(b *archive.Batch) error {
-		if b.BaseOffset != base {
-			return nil
+		if b.BaseOffset != base || !c.lives[p.topic].has(b.AckTime) {
+			return nil // another batch, or the other topic's of that name
 		}
 		h, err := protocol.ParseBatchHeader(b.Data)
 		if err != nil {
