@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -31,14 +30,8 @@ func TestBackfillTopicCreatedAgain(t *testing.T) {
 	e := startTeed(t, archive.Sync, kfake.SeedTopics(1, "t"))
 	proxied := e.client(t)
 	produce(t, proxied, "t", 0, 8)
-	adm := kadm.NewClient(proxied)
-	if _, err := adm.DeleteTopics(ctx(t), "t"); err != nil {
-		t.Fatal(err)
-	}
+	testkit.RecreateTopic(t, proxied, "t")
 	deleted := time.Now()
-	if _, err := adm.CreateTopic(ctx(t), 1, 1, nil, "t"); err != nil {
-		t.Fatal(err)
-	}
 	direct := e.direct(t)
 	for i := range 4 {
 		r := &kgo.Record{Topic: "t", Value: fmt.Appendf(nil, "new-%d", i)}
@@ -173,13 +166,7 @@ func TestTopicCreatedAgainWhileNoProxyRan(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer direct.Close()
-	adm := kadm.NewClient(direct)
-	if _, err := adm.DeleteTopics(ctx(t), "t"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := adm.CreateTopic(ctx(t), 1, 1, nil, "t"); err != nil {
-		t.Fatal(err)
-	}
+	testkit.RecreateTopic(t, direct, "t")
 	for i := range 3 {
 		if err := direct.ProduceSync(ctx(t), &kgo.Record{Topic: "t", Value: fmt.Appendf(nil, "down-%d", i)}).FirstErr(); err != nil {
 			t.Fatal(err)

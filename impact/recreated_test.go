@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/amber-kafka/amber/impact"
+	"github.com/amber-kafka/amber/internal/testkit"
 )
 
 // TestImpactTopicCreatedAgain: a topic deleted and created again is two
@@ -44,13 +45,7 @@ func TestImpactTopicCreatedAgain(t *testing.T) {
 	commit(cl, "old", 20)
 	time.Sleep(2 * time.Millisecond)
 	beforeDelete := time.Now()
-	adm := kadm.NewClient(cl)
-	if _, err := adm.DeleteTopics(testCtx(t), "t"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := adm.CreateTopic(testCtx(t), 1, 1, nil, "t"); err != nil {
-		t.Fatal(err)
-	}
+	testkit.RecreateTopic(t, cl, "t")
 	time.Sleep(2 * time.Millisecond)
 	since := time.Now()
 	cl2 := e.client(t) // cl still knows the deleted topic's id

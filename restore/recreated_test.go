@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -40,13 +39,7 @@ func TestRestoreReportsWhatTheRecreatedTopicMisses(t *testing.T) {
 	time.Sleep(5 * time.Millisecond)
 	beforeDelete := time.Now()
 	time.Sleep(5 * time.Millisecond)
-	adm := kadm.NewClient(cl)
-	if _, err := adm.DeleteTopics(ctx(t), "t"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := adm.CreateTopic(ctx(t), 1, 1, nil, "t"); err != nil {
-		t.Fatal(err)
-	}
+	testkit.RecreateTopic(t, cl, "t")
 	// New clients: the first ones still know the deleted topic's id.
 	cl2 := e.client(t)
 	direct2, err := kgo.NewClient(kgo.SeedBrokers(e.Cluster.ListenAddrs()...))

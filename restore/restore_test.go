@@ -543,12 +543,7 @@ func TestRestoreRecreatedTopic(t *testing.T) {
 	time.Sleep(5 * time.Millisecond)
 	beforeDelete := time.Now()
 	time.Sleep(5 * time.Millisecond)
-	if _, err := adm.DeleteTopics(ctx(t), "t"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := adm.CreateTopic(ctx(t), 1, 1, nil, "t"); err != nil {
-		t.Fatal(err)
-	}
+	testkit.RecreateTopic(t, cl, "t")
 	cl2 := e.client(t) // cl still knows the deleted topic's id
 	for i := range 5 {
 		if err := cl2.ProduceSync(ctx(t), &kgo.Record{Topic: "t", Value: fmt.Appendf(nil, "new-%d", i)}).FirstErr(); err != nil {
@@ -634,13 +629,7 @@ func TestRestoreTopicRecreatedAroundTheProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer direct.Close()
-	adm := kadm.NewClient(direct)
-	if _, err := adm.DeleteTopics(ctx(t), "t"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := adm.CreateTopic(ctx(t), 1, 1, nil, "t"); err != nil {
-		t.Fatal(err)
-	}
+	testkit.RecreateTopic(t, direct, "t")
 	cl2 := e.client(t) // its metadata, through the proxy, names the new id
 	for i := range 3 {
 		if err := cl2.ProduceSync(ctx(t), &kgo.Record{Topic: "t", Value: fmt.Appendf(nil, "new-%d", i)}).FirstErr(); err != nil {

@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
@@ -72,4 +74,20 @@ func StartProxy(t testing.TB, opts proxy.Options) *proxy.Proxy {
 		}
 	})
 	return p
+}
+
+// RecreateTopic deletes topic through cl and creates it again with one
+// partition, as an operator does by mistake: the cluster gives the new
+// topic a new id, and its offsets start over.
+func RecreateTopic(t testing.TB, cl *kgo.Client, topic string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(cl)
+	if _, err := adm.DeleteTopics(ctx, topic); err != nil {
+		t.Fatalf("delete topic %s: %v", topic, err)
+	}
+	if _, err := adm.CreateTopic(ctx, 1, 1, nil, topic); err != nil {
+		t.Fatalf("create topic %s again: %v", topic, err)
+	}
 }
