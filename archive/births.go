@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -27,33 +29,46 @@ import (
 func (j *Journal) TopicBirths() map[string]time.Time {
 	j.topics.Lock()
 	defer j.topics.Unlock()
-	out := make(map[string]time.Time, len(j.topics.births))
-	for k, v := range j.topics.births {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(j.topics.births)
 }
 
 // loadBirths reads meta "births", and the deletions among the events not
 // yet uploaded (a journal older than the meta key has only those).
 func (j *Journal) loadBirths() error {
 	j.topics.births = map[string]time.Time{}
-	v, closer, err := j.db.Get(metaKey("births"))
-	switch {
-	case errors.Is(err, pebble.ErrNotFound):
-	case err != nil:
-		return fmt.Errorf("read journal births: %w", err)
-	default:
-		err := json.Unmarshal(v, &j.topics.births)
-		closer.Close()
-		if err != nil {
-			return fmt.Errorf("%w: journal births: %v", ErrFormat, err)
-		}
+	if err := j.metaJSON("births", &j.topics.births); err != nil {
+		return err
 	}
 	return j.Events(func(ev *Event) error {
 		noteBirth(j.topics.births, ev)
 		return nil
 	})
+}
+
+// metaJSON reads meta name, a JSON value, into v; v stays as it is if
+// the key is absent.
+func (j *Journal) metaJSON(name string, v any) error {
+	b, closer, err := j.db.Get(metaKey(name))
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+		return nil
+	case err != nil:
+		return fmt.Errorf("read journal %s: %w", name, err)
+	}
+	defer closer.Close()
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%w: journal %s: %v", ErrFormat, name, err)
+	}
+	return nil
+}
+
+// setMetaJSON sets meta name to v as JSON in wb.
+func setMetaJSON(wb *pebble.Batch, name string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return wb.Set(metaKey(name), b, nil)
 }
 
 // birthsAfter returns the births with those events' deletions added, and
@@ -127,43 +142,26 @@ func (j *Journal) TopicIDs() map[string][16]byte {
 // loadTopicIDs reads meta "topicids".
 func (j *Journal) loadTopicIDs() error {
 	j.topics.ids = map[string]string{}
-	v, closer, err := j.db.Get(metaKey("topicids"))
-	switch {
-	case errors.Is(err, pebble.ErrNotFound):
-		return nil
-	case err != nil:
-		return fmt.Errorf("read journal topic ids: %w", err)
-	}
-	defer closer.Close()
-	if err := json.Unmarshal(v, &j.topics.ids); err != nil {
-		return fmt.Errorf("%w: journal topic ids: %v", ErrFormat, err)
-	}
-	return nil
+	return j.metaJSON("topicids", &j.topics.ids)
 }
 
 // takeTopicIDs removes the kindTopicIDs events from events and returns
 // the topic ids with their changes applied, or nil if there were none.
 func (j *Journal) takeTopicIDs(events []Event) ([]Event, map[string]string) {
-	var ids map[string]string
-	kept := events[:0:0]
-	for i := range events {
-		if events[i].Kind != kindTopicIDs {
-			if ids != nil {
-				kept = append(kept, events[i])
-			}
+	if !slices.ContainsFunc(events, func(ev Event) bool { return ev.Kind == kindTopicIDs }) {
+		return events, nil
+	}
+	j.topics.Lock()
+	ids := maps.Clone(j.topics.ids)
+	j.topics.Unlock()
+	kept := make([]Event, 0, len(events))
+	for _, ev := range events {
+		if ev.Kind != kindTopicIDs {
+			kept = append(kept, ev)
 			continue
 		}
-		if ids == nil {
-			kept = append(kept, events[:i]...)
-			j.topics.Lock()
-			ids = make(map[string]string, len(j.topics.ids))
-			for k, v := range j.topics.ids {
-				ids[k] = v
-			}
-			j.topics.Unlock()
-		}
 		var change map[string]string
-		if json.Unmarshal(events[i].Body, &change) != nil {
+		if json.Unmarshal(ev.Body, &change) != nil {
 			continue
 		}
 		for name, id := range change {
@@ -173,9 +171,6 @@ func (j *Journal) takeTopicIDs(events []Event) ([]Event, map[string]string) {
 				ids[name] = id
 			}
 		}
-	}
-	if ids == nil {
-		return events, nil
 	}
 	return kept, ids
 }

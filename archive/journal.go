@@ -278,32 +278,20 @@ func OpenJournal(opts JournalOptions) (*Journal, error) {
 		db.Close()
 		return nil, err
 	}
-	if err := j.recoverLog(); err != nil {
-		j.blog.close()
-		db.Close()
-		return nil, err
+	steps := []func() error{j.recoverLog, j.recoverSeq, j.loadBirths, j.loadTopicIDs}
+	if !opts.ReadOnly {
+		steps = append(steps, j.blog.startWriting)
 	}
-	if err := j.recoverSeq(); err != nil {
-		j.blog.close()
-		db.Close()
-		return nil, err
-	}
-	if err = j.loadBirths(); err == nil {
-		err = j.loadTopicIDs()
-	}
-	if err != nil {
-		j.blog.close()
-		db.Close()
-		return nil, err
+	for _, step := range steps {
+		if err := step(); err != nil {
+			j.blog.close()
+			db.Close()
+			return nil, err
+		}
 	}
 	if opts.ReadOnly {
 		close(j.done)
 		return j, nil
-	}
-	if err := j.blog.startWriting(); err != nil {
-		j.blog.close()
-		db.Close()
-		return nil, err
 	}
 	go j.loop()
 	return j, nil
@@ -572,8 +560,11 @@ func (j *Journal) Dir() string { return j.opts.Dir }
 
 // Close commits what is pending and closes the store. A failed journal's
 // store is abandoned, not closed: its writer may be parked inside Pebble.
-// Safe to call twice.
+// Safe to call twice, and on a nil journal (none was opened).
 func (j *Journal) Close() error {
+	if j == nil {
+		return nil
+	}
 	j.mu.Lock()
 	if j.mu.closed {
 		j.mu.Unlock()

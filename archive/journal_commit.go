@@ -3,7 +3,6 @@ package archive
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -120,21 +119,13 @@ func (j *Journal) commit(batches []Batch, events []Event) error {
 		}
 	}
 	if topicIDs != nil {
-		v, err := json.Marshal(topicIDs)
-		if err != nil {
-			return err
-		}
-		if err := wb.Set(metaKey("topicids"), v, nil); err != nil {
+		if err := setMetaJSON(wb, "topicids", topicIDs); err != nil {
 			return err
 		}
 	}
 	births, newBirths := j.birthsAfter(events)
 	if newBirths {
-		v, err := json.Marshal(births)
-		if err != nil {
-			return err
-		}
-		if err := wb.Set(metaKey("births"), v, nil); err != nil {
+		if err := setMetaJSON(wb, "births", births); err != nil {
 			return err
 		}
 	}

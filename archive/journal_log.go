@@ -199,7 +199,7 @@ func (lf *logFile) readHeader() error {
 		lf.stale = true // a reused file whose new header a crash lost: nothing in it was acknowledged
 		return nil
 	}
-	lf.seed = crc32.Checksum(h[16:24], castagnoli)
+	lf.seed = saltSeed(h[16:24])
 	return nil
 }
 
@@ -212,8 +212,11 @@ func newLogHeader(num uint64) (hdr []byte, seed uint32, err error) {
 		return nil, 0, fmt.Errorf("batch log salt: %w", err)
 	}
 	binary.BigEndian.PutUint32(hdr[24:], crc32.Checksum(hdr[:24], castagnoli))
-	return hdr, crc32.Checksum(hdr[16:24], castagnoli), nil
+	return hdr, saltSeed(hdr[16:24]), nil
 }
+
+// saltSeed is what a file's record CRCs start from: the CRC-32C of its salt.
+func saltSeed(salt []byte) uint32 { return crc32.Checksum(salt, castagnoli) }
 
 // startWriting starts the active file after the highest-numbered one.
 func (l *batchLog) startWriting() error { return l.rotate(l.nextNum()) }
@@ -529,7 +532,7 @@ func (l *batchLog) scan(file uint64, off int64, fn func(key []byte, p batchPtr) 
 // contents for a torn commit. Not synced: without it, the scan stops all
 // the same, and says so.
 func (l *batchLog) end() {
-	if l.active != nil && l.active.magic == logRecordMagic {
+	if l.active != nil { // always a file of this format: rotate made it
 		l.active.f.Write(appendLogEnd(nil, l.active.seed))
 	}
 }

@@ -125,12 +125,16 @@ func NewTee(j *Journal, opts TeeOptions) *Tee {
 // setCurrent makes id the current id of topic name (zero: none). The
 // caller holds t.topics.
 func (t *Tee) setCurrent(name string, id [16]byte) {
-	if old, ok := t.topics.current[name]; ok == (id != [16]byte{}) && old == id {
-		return
-	}
-	if id == ([16]byte{}) {
+	old, ok := t.topics.current[name]
+	switch {
+	case id == [16]byte{}:
+		if !ok {
+			return
+		}
 		delete(t.topics.current, name)
-	} else {
+	case ok && old == id:
+		return
+	default:
 		t.topics.current[name] = id
 	}
 	t.topics.changed[name] = id

@@ -46,9 +46,9 @@ func (c *conn) process(e *inflight, frame, out []byte) ([]byte, func(), error) {
 	var wait func()
 	if e.req != nil {
 		x := &Exchange{ClientID: e.clientID, Request: e.req, Response: resp, Acked: time.Now()}
-		if e.owned != nil {
-			// The tee may keep the request's buffer instead of copying
-			// its batches: then the caller does not put it back.
+		if e.owned != nil && e.key == int16(kmsg.Produce) {
+			// The tee may keep a Produce request's buffer instead of
+			// copying its batches: then the caller does not put it back.
 			x.Retain = func() func() {
 				b := e.owned
 				e.owned = nil

@@ -23,31 +23,18 @@ type history struct {
 	// order: a topic created again under the name is another topic whose
 	// offsets overlap the old one's.
 	deleted map[string][]time.Time
-	// coverage is the archive's, by partition: its holes and known losses.
+	// coverage is the archive's, by partition, of the topics a restore up
+	// to until takes: its holes and known losses. Of a topic deleted and
+	// created again it counts only the batches of the topic the cut
+	// names, not the other's at the same offsets.
 	coverage map[tpKey]archive.PartitionCoverage
-	// a is the archive, for the coverage of one topic of a name that was
-	// deleted and created again (missing).
-	a *archive.Archive
 }
 
-// missing lists the source offsets below high that the topic restored up
-// to until does not have in the archive, known losses first then holes,
-// in offset order within each. For a topic deleted and created again it
-// counts only that topic's batches, not the other's at the same offsets.
-func (h *history) missing(topic string, partition int32, high int64, until time.Time) []archive.LossRange {
-	if high <= 0 {
-		return nil
-	}
+// missing lists the source offsets below high that the archive does not
+// hold, known losses first then holes, in offset order within each.
+func (h *history) missing(topic string, partition int32, high int64) []archive.LossRange {
 	c, ok := h.coverage[tpKey{topic, partition}]
-	if born, died := h.incarnation(topic, until), h.deletedAfter(topic, until); !born.IsZero() || !died.IsZero() {
-		c, ok = archive.PartitionCoverage{}, false
-		for _, pc := range h.a.CoverageBetween(topic, born, died) {
-			if pc.Partition == partition {
-				c, ok = pc, true
-			}
-		}
-	}
-	if !ok {
+	if !ok || high <= 0 {
 		return nil
 	}
 	var out []archive.LossRange
@@ -80,7 +67,9 @@ type commitEvent struct {
 	ev  archive.OffsetCommitEvent
 }
 
-func loadHistory(ctx context.Context, a *archive.Archive) (*history, error) {
+// loadHistory reads the archive's events, and its coverage as a restore
+// up to until sees it.
+func loadHistory(ctx context.Context, a *archive.Archive, until time.Time) (*history, error) {
 	h := &history{
 		txnEnds:  map[pidEpoch][]txnEnd{},
 		createT:  map[string][]timedCreate{},
@@ -89,7 +78,6 @@ func loadHistory(ctx context.Context, a *archive.Archive) (*history, error) {
 		grown:    map[string]int32{},
 		deleted:  map[string][]time.Time{},
 		coverage: map[tpKey]archive.PartitionCoverage{},
-		a:        a,
 	}
 	for _, c := range a.Coverage() {
 		h.coverage[tpKey{c.Topic, c.Partition}] = c
@@ -145,6 +133,16 @@ func loadHistory(ctx context.Context, a *archive.Archive) (*history, error) {
 	})
 	for _, ends := range h.txnEnds {
 		sort.Slice(ends, func(i, j int) bool { return ends[i].at.Before(ends[j].at) })
+	}
+	for topic := range h.deleted {
+		for k := range h.coverage {
+			if k.topic == topic {
+				delete(h.coverage, k)
+			}
+		}
+		for _, c := range a.CoverageBetween(topic, h.incarnation(topic, until), h.deletedAfter(topic, until)) {
+			h.coverage[tpKey{c.Topic, c.Partition}] = c
+		}
 	}
 	return h, err
 }

@@ -99,7 +99,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if !o.Until.IsZero() {
 		rep.Until = &o.Until
 	}
-	hist, err := loadHistory(ctx, o.Archive)
+	hist, err := loadHistory(ctx, o.Archive, o.Until)
 	if err != nil {
 		return nil, fmt.Errorf("read archived history: %w", err)
 	}
@@ -369,7 +369,7 @@ func restorePartition(ctx context.Context, o *Options, hist *history, t *target,
 	if err != nil {
 		return pr, fmt.Errorf("restore %s/%d into %s/%d: %w", src, p, dst, p, err)
 	}
-	pr.Missing = hist.missing(src, p, pr.SourceHigh, o.Until)
+	pr.Missing = hist.missing(src, p, pr.SourceHigh)
 	return pr, nil
 }
 
