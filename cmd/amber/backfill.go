@@ -58,16 +58,11 @@ func runBackfill(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	store, j, note, err := openSource(ctx, *archiveURL, "what it has not uploaded yet is not counted as archived")
+	store, j, err := openSource(ctx, *archiveURL, "what it has not uploaded yet is not counted as archived", stderr)
 	if err != nil {
 		return err
 	}
-	if j != nil {
-		defer j.Close()
-	}
-	if note != "" {
-		fmt.Fprintln(stderr, note)
-	}
+	defer j.Close()
 	cl, err := auth.client(bootstrap)
 	if err != nil {
 		return err

@@ -114,12 +114,9 @@ func runExport(args []string, stdout, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	store, j, note, err := openSource(ctx, *archiveURL, "what it has not uploaded yet is not exported")
+	store, j, err := openSource(ctx, *archiveURL, "what it has not uploaded yet is not exported", stderr)
 	if err != nil {
 		return err
-	}
-	if note != "" {
-		fmt.Fprintln(stderr, note)
 	}
 	if j != nil {
 		if n := j.BacklogBytes(); n > 0 {

@@ -113,16 +113,11 @@ func runHistory(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	a, j, note, err := openArchiveAndJournal(ctx, *archiveURL, key, "the events it has not uploaded yet (up to --flush-interval) are left out")
+	a, j, err := openArchiveAndJournal(ctx, *archiveURL, key, "the events it has not uploaded yet (up to --flush-interval) are left out", stderr)
 	if err != nil {
 		return err
 	}
-	if j != nil {
-		defer j.Close()
-	}
-	if note != "" {
-		fmt.Fprintln(stderr, note)
-	}
+	defer j.Close()
 
 	topicSet, groupSet := setOf(topics), setOf(groups)
 	var out []historyEvent

@@ -97,16 +97,11 @@ func runImpact(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	a, j, note, err := openArchiveAndJournal(ctx, *archiveURL, key, "the batches and commits it has not uploaded yet (up to --flush-interval) are left out")
+	a, j, err := openArchiveAndJournal(ctx, *archiveURL, key, "the batches and commits it has not uploaded yet (up to --flush-interval) are left out", stderr)
 	if err != nil {
 		return err
 	}
-	if j != nil {
-		defer j.Close()
-	}
-	if note != "" {
-		fmt.Fprintln(stderr, note)
-	}
+	defer j.Close()
 	o.Archive, o.Journal = a, j
 	rep, err := impact.Analyze(ctx, o)
 	if err != nil {

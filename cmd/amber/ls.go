@@ -34,12 +34,9 @@ func runLs(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cov, note, err := archiveCoverage(ctx, *archiveURL, key)
+	cov, err := archiveCoverage(ctx, *archiveURL, key, stderr)
 	if err != nil {
 		return err
-	}
-	if note != "" {
-		fmt.Fprintln(stderr, note)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -66,17 +63,14 @@ func runLs(args []string, stdout, stderr io.Writer) error {
 // archiveCoverage reads what an --archive argument holds. For a proxy's
 // data directory that is DATA/archive plus whatever the journal holds that
 // is not uploaded yet (unless a running proxy holds the journal: then a
-// note says so).
-func archiveCoverage(ctx context.Context, url string, key *archive.Key) ([]archive.PartitionCoverage, string, error) {
-	a, j, note, err := openArchiveAndJournal(ctx, url, key, "what it has not uploaded yet is not shown")
+// note to stderr says so).
+func archiveCoverage(ctx context.Context, url string, key *archive.Key, stderr io.Writer) ([]archive.PartitionCoverage, error) {
+	a, j, err := openArchiveAndJournal(ctx, url, key, "what it has not uploaded yet is not shown", stderr)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
-	if j != nil {
-		defer j.Close()
-	}
-	cov, err := archive.CombinedCoverage(a, j)
-	return cov, note, err
+	defer j.Close()
+	return archive.CombinedCoverage(a, j)
 }
 
 func holesSummary(holes [][2]int64) string {

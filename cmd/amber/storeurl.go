@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -57,52 +58,45 @@ func isDataDir(url string) (string, bool) {
 
 // openSource resolves an --archive argument to its store. For a proxy's
 // data directory that is DATA/archive, plus its journal opened read-only
-// (nil if a running proxy holds it: then note says so, ending with
-// leftOut, what the command leaves out because of it). The caller closes
-// the journal.
-func openSource(ctx context.Context, url, leftOut string) (archive.Store, *archive.Journal, string, error) {
-	var (
-		j    *archive.Journal
-		note string
-	)
+// (nil if a running proxy holds it: then a note to stderr says so, ending
+// with leftOut, what the command leaves out because of it). The caller
+// closes the journal (Close takes a nil one).
+func openSource(ctx context.Context, url, leftOut string, stderr io.Writer) (archive.Store, *archive.Journal, error) {
+	var j *archive.Journal
 	if dir, ok := isDataDir(url); ok {
 		url = filepath.Join(dir, "archive")
 		var err error
 		j, err = archive.OpenJournal(archive.JournalOptions{Dir: filepath.Join(dir, "journal"), ReadOnly: true})
 		switch {
 		case errors.Is(err, archive.ErrInUse):
-			note = "note: a running proxy holds the journal; " + leftOut
+			fmt.Fprintln(stderr, "note: a running proxy holds the journal; "+leftOut)
 			j = nil
 		case err != nil:
-			return nil, nil, "", err
+			return nil, nil, err
 		}
 	} else if !strings.Contains(url, "://") || strings.HasPrefix(url, "file://") {
 		if _, err := os.Stat(strings.TrimPrefix(url, "file://")); err != nil {
-			return nil, nil, "", fmt.Errorf("no archive at %s: give an archive URL or the data directory of an amber proxy (--data)", url)
+			return nil, nil, fmt.Errorf("no archive at %s: give an archive URL or the data directory of an amber proxy (--data)", url)
 		}
 	}
 	store, err := openStore(ctx, url)
 	if err != nil {
-		if j != nil {
-			j.Close()
-		}
-		return nil, nil, "", err
+		j.Close()
+		return nil, nil, err
 	}
-	return store, j, note, nil
+	return store, j, nil
 }
 
 // openArchiveAndJournal is openSource with the archive opened.
-func openArchiveAndJournal(ctx context.Context, url string, key *archive.Key, leftOut string) (*archive.Archive, *archive.Journal, string, error) {
-	store, j, note, err := openSource(ctx, url, leftOut)
+func openArchiveAndJournal(ctx context.Context, url string, key *archive.Key, leftOut string, stderr io.Writer) (*archive.Archive, *archive.Journal, error) {
+	store, j, err := openSource(ctx, url, leftOut, stderr)
 	if err != nil {
-		return nil, nil, "", err
+		return nil, nil, err
 	}
 	a, err := archive.OpenArchive(ctx, store, key)
 	if err != nil {
-		if j != nil {
-			j.Close()
-		}
-		return nil, nil, "", err
+		j.Close()
+		return nil, nil, err
 	}
-	return a, j, note, nil
+	return a, j, nil
 }

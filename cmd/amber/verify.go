@@ -65,7 +65,7 @@ func runVerify(args []string, stdout, stderr io.Writer) error {
 	if *publicKey != "" {
 		return usagef("--public-key checks an export's signatures: %s is not an export (a directory with manifest/, or a .tar amber export wrote)", *archiveURL)
 	}
-	store, j, _, err := openSource(ctx, *archiveURL, "what it has not uploaded yet is not counted as archived")
+	store, j, err := openSource(ctx, *archiveURL, "what it has not uploaded yet is not counted as archived", io.Discard)
 	if err != nil {
 		return err
 	}
