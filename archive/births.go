@@ -93,15 +93,52 @@ func (j *Journal) birthsAfter(events []Event) (map[string]time.Time, bool) {
 // noteBirth records ev's deletion in m if it is one and the topic's
 // latest, and reports whether it did.
 func noteBirth(m map[string]time.Time, ev *Event) bool {
-	if ev.Kind != KindDeleteTopics {
+	topic, ok := deletedTopic(ev)
+	if !ok || !ev.Time.After(m[topic]) {
 		return false
+	}
+	m[topic] = ev.Time.UTC()
+	return true
+}
+
+// deletedTopic is the topic a KindDeleteTopics event deleted.
+func deletedTopic(ev *Event) (string, bool) {
+	if ev.Kind != KindDeleteTopics {
+		return "", false
 	}
 	var e TopicDeletedEvent
-	if json.Unmarshal(ev.Body, &e) != nil || e.Topic == "" || !ev.Time.After(m[e.Topic]) {
-		return false
+	if json.Unmarshal(ev.Body, &e) != nil || e.Topic == "" {
+		return "", false
 	}
-	m[e.Topic] = ev.Time.UTC()
-	return true
+	return e.Topic, true
+}
+
+// TopicDeletions is, per topic, when it was deleted, in time order: each
+// deletion ends one topic of the name and begins the next. Restore and
+// impact keep it while they read the events.
+type TopicDeletions map[string][]time.Time
+
+// Note records ev if it deleted a topic. Lifetime wants each topic's
+// deletions in time order: give the events in order, or sort after.
+func (d TopicDeletions) Note(ev *Event) {
+	if topic, ok := deletedTopic(ev); ok {
+		d[topic] = append(d[topic], ev.Time)
+	}
+}
+
+// Lifetime is when the topic of that name that existed at at lived: after
+// born, its last deletion at or before at, and up to died, its first
+// deletion after it (each zero if there is none). A zero at means now:
+// the topic as it is (died is zero).
+func (d TopicDeletions) Lifetime(topic string, at time.Time) (born, died time.Time) {
+	for _, t := range d[topic] {
+		if at.IsZero() || !t.After(at) {
+			born = t
+		} else if died.IsZero() {
+			died = t
+		}
+	}
+	return born, died
 }
 
 // ArchiveTopicBirths reads every topic's last deletion from the archive's

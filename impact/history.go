@@ -44,7 +44,7 @@ type history struct {
 	unnamed map[string]int
 	// deleted lists each analysed topic's deletions: a topic created
 	// again under its name is another topic at the same offsets.
-	deleted map[string][]time.Time
+	deleted archive.TopicDeletions
 }
 
 // lifetime is when the topic of a name that a window falls in lived:
@@ -61,19 +61,12 @@ func (l lifetime) has(at time.Time) bool {
 func (h *history) lifetimes(topics []string, since, until time.Time) (map[string]lifetime, error) {
 	out := map[string]lifetime{}
 	for _, topic := range topics {
-		var l lifetime
-		for _, d := range h.deleted[topic] {
-			switch {
-			case !d.After(since):
-				l.born = d
-			case !d.After(until):
-				return nil, fmt.Errorf("%w: %s was deleted and created again at %s; analyze the window up to then and from then on separately",
-					ErrWindowSpansDeletion, topic, fmtTime(d))
-			case l.died.IsZero():
-				l.died = d
-			}
+		born, died := h.deleted.Lifetime(topic, since)
+		if !died.IsZero() && !died.After(until) {
+			return nil, fmt.Errorf("%w: %s was deleted and created again at %s; analyze the window up to then and from then on separately",
+				ErrWindowSpansDeletion, topic, fmtTime(died))
 		}
-		out[topic] = l
+		out[topic] = lifetime{born, died}
 	}
 	return out, nil
 }
@@ -110,7 +103,7 @@ type txnCommit struct {
 // loadHistory reads every event of a (and j, if set) and keeps the
 // commits, transaction outcomes and group snapshots of topics.
 func loadHistory(ctx context.Context, a *archive.Archive, j *archive.Journal, topics map[string]bool) (*history, error) {
-	h := &history{tracks: map[gkey]*track{}, unnamed: map[string]int{}, deleted: map[string][]time.Time{}}
+	h := &history{tracks: map[gkey]*track{}, unnamed: map[string]int{}, deleted: archive.TopicDeletions{}}
 	var (
 		ends = map[pidEpoch][]txnEnd{}
 		txns []txnCommit
@@ -172,10 +165,7 @@ func loadHistory(ctx context.Context, a *archive.Archive, j *archive.Journal, to
 			k := pidEpoch{e.ProducerID, e.ProducerEpoch}
 			ends[k] = append(ends[k], txnEnd{ev.Time, e.Commit})
 		case archive.KindDeleteTopics:
-			var e archive.TopicDeletedEvent
-			if json.Unmarshal(ev.Body, &e) == nil && topics[e.Topic] {
-				h.deleted[e.Topic] = append(h.deleted[e.Topic], ev.Time)
-			}
+			h.deleted.Note(ev)
 		case archive.KindGroupOffsetsSnapshot:
 			var e archive.GroupOffsetsSnapshotEvent
 			if err := json.Unmarshal(ev.Body, &e); err != nil {

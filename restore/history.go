@@ -19,10 +19,10 @@ type history struct {
 	configT map[string][]time.Time
 	grown   map[string]int32 // CreatePartitions: largest count
 	commits []commitEvent
-	// deleted lists, per topic, when it was deleted through a proxy, in
-	// order: a topic created again under the name is another topic whose
-	// offsets overlap the old one's.
-	deleted map[string][]time.Time
+	// deleted lists, per topic, when it was deleted, in order: a topic
+	// created again under the name is another topic whose offsets
+	// overlap the old one's.
+	deleted archive.TopicDeletions
 	// coverage is the archive's, by partition, of the topics a restore up
 	// to until takes: its holes and known losses. Of a topic deleted and
 	// created again it counts only the batches of the topic the cut
@@ -76,7 +76,7 @@ func loadHistory(ctx context.Context, a *archive.Archive, until time.Time) (*his
 		configs:  map[string][]archive.ConfigsAlteredEvent{},
 		configT:  map[string][]time.Time{},
 		grown:    map[string]int32{},
-		deleted:  map[string][]time.Time{},
+		deleted:  archive.TopicDeletions{},
 		coverage: map[tpKey]archive.PartitionCoverage{},
 	}
 	for _, c := range a.Coverage() {
@@ -102,10 +102,7 @@ func loadHistory(ctx context.Context, a *archive.Archive, until time.Time) (*his
 				h.configT[e.ResourceName] = append(h.configT[e.ResourceName], ev.Time)
 			}
 		case archive.KindDeleteTopics:
-			var e archive.TopicDeletedEvent
-			if json.Unmarshal(ev.Body, &e) == nil && e.Topic != "" {
-				h.deleted[e.Topic] = append(h.deleted[e.Topic], ev.Time)
-			}
+			h.deleted.Note(ev)
 		case archive.KindCreatePartitions:
 			var e archive.PartitionsCreatedEvent
 			if json.Unmarshal(ev.Body, &e) == nil && e.Count > h.grown[e.Topic] {
@@ -243,25 +240,13 @@ func (h *history) groupOffsets(group string, until time.Time) map[string]map[int
 // deletion at or before until (the topic then is the one created after
 // it), or zero if it was never deleted before until.
 func (h *history) incarnation(topic string, until time.Time) time.Time {
-	var born time.Time
-	for _, d := range h.deleted[topic] {
-		if until.IsZero() || !d.After(until) {
-			born = d
-		}
-	}
+	born, _ := h.deleted.Lifetime(topic, until)
 	return born
 }
 
 // deletedAfter is the first deletion of topic after until (zero if none,
 // or until is zero): the restore then takes the topic as it was before.
 func (h *history) deletedAfter(topic string, until time.Time) time.Time {
-	if until.IsZero() {
-		return time.Time{}
-	}
-	for _, d := range h.deleted[topic] {
-		if d.After(until) {
-			return d
-		}
-	}
-	return time.Time{}
+	_, died := h.deleted.Lifetime(topic, until)
+	return died
 }
